@@ -1,0 +1,200 @@
+"""How well the KPS separates real infant poses from corrupted copies of them.
+
+    python benchmarks/kps_auroc.py [--stats stats/skeleton_stats.json] [--copies 10] [--seed 0]
+
+Real poses: the ground truth of data/syrip/annotations/val_test100.json (not used by the
+statistics, which come from train_labeled). Each corruption makes ``--copies`` seeded copies
+of every pose:
+
+* swap_wrist / swap_ankle: the left and right wrist (ankle) exchange coordinates;
+* swap_arm / swap_leg: elbow+wrist (knee+ankle) exchange with the other side;
+* displace_10 / displace_25: one random labeled keypoint moves by 10% / 25% of the GT bbox
+  size sqrt(w * h), in a random direction;
+* stretch_limb_1.5: one random measured limb gets 1.5x longer; the side of the skeleton cut
+  off by that limb moves with its endpoint, so only this limb's length changes (for a limb
+  on a cycle, e.g. the torso, only the endpoint moves);
+* stretch_joint_1.5: the same, but only the limb's endpoint moves (its other limbs change);
+* random: every labeled keypoint uniform in the GT bbox.
+
+Prints AUROC (real = positive) for the length term, the ROM term and their equal-weight
+combination (confidence is undefined for ground truth), then where the adult poses of
+data/coco_mini/test_coco.json fall under the infant statistics. Writes
+benchmarks/results/kps_auroc.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+
+from nk_train.kps import KinematicPlausibilityScore, load_coco_poses
+from nk_train.skeleton import Skeleton, load_skeleton
+
+VAL_ANN = 'data/syrip/annotations/val_test100.json'
+ADULT_ANN = 'data/coco_mini/test_coco.json'
+VARIANTS = dict(len=dict(len=1.0), rom=dict(rom=1.0), combined=dict(len=1.0, rom=1.0))
+GROSS = ('displace_25', 'stretch_limb_1.5', 'stretch_joint_1.5', 'random')
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(score of a real pose > score of a corrupted one), ties counted half."""
+    ranks = rankdata(np.concatenate([pos, neg]))
+    n1, n0 = len(pos), len(neg)
+    return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def moving_side(skeleton: Skeleton, edge: int) -> tuple[int, int, list[int]]:
+    """``(moved endpoint, fixed endpoint, keypoints that move)`` for stretching ``edge``:
+    the smaller side of the skeleton once the edge is cut, or only the endpoint when the
+    edge lies on a cycle."""
+    i, j = skeleton.edges[edge]
+
+    def component(start: int) -> set[int]:
+        seen, stack = {start}, [start]
+        while stack:
+            x = stack.pop()
+            for f, (a, b) in enumerate(skeleton.edges):
+                if f != edge and x in (a, b):
+                    y = b if x == a else a
+                    if y not in seen:
+                        seen.add(y)
+                        stack.append(y)
+        return seen
+
+    side_j = component(j)
+    if i in side_j:
+        return j, i, [j]
+    side_i = component(i)
+    return (j, i, sorted(side_j)) if len(side_j) <= len(side_i) else (i, j, sorted(side_i))
+
+
+def corruptions(coords: np.ndarray, vis: np.ndarray, bboxes: np.ndarray,
+                skeleton: Skeleton, copies: int, seed: int) -> dict[str, tuple]:
+    rng = np.random.default_rng(seed)
+    names = skeleton.keypoint_names
+    xy0, v0 = np.repeat(coords, copies, 0), np.repeat(vis, copies, 0)
+    box = np.repeat(bboxes, copies, 0)
+    size = np.sqrt(box[:, 2] * box[:, 3])
+    out = {}
+
+    def swap(side_names: list[str]) -> tuple:
+        xy, v = xy0.copy(), v0.copy()
+        for name in side_names:
+            a = names.index(name)
+            b = skeleton.flip_indices[a]
+            xy[:, [a, b]], v[:, [a, b]] = xy[:, [b, a]], v[:, [b, a]]
+        return xy, v
+
+    out['swap_wrist'] = swap(['left_wrist'])
+    out['swap_arm'] = swap(['left_elbow', 'left_wrist'])
+    out['swap_ankle'] = swap(['left_ankle'])
+    out['swap_leg'] = swap(['left_knee', 'left_ankle'])
+    for pct in (10, 25):
+        xy = xy0.copy()
+        for n in range(len(xy)):
+            k = rng.choice(np.flatnonzero(v0[n] > 0))
+            theta = rng.uniform(0, 2 * np.pi)
+            xy[n, k] += pct / 100 * size[n] * np.array([np.cos(theta), np.sin(theta)])
+        out[f'displace_{pct}'] = (xy, v0)
+    for kind in ('limb', 'joint'):
+        xy = xy0.copy()
+        for n in range(len(xy)):
+            measured = [e for e, (i, j) in enumerate(skeleton.edges)
+                        if v0[n, i] > 0 and v0[n, j] > 0]
+            moved, fixed, members = moving_side(skeleton, int(rng.choice(measured)))
+            shift = 0.5 * (xy[n, moved] - xy[n, fixed])
+            xy[n, members if kind == 'limb' else [moved]] += shift
+        out[f'stretch_{kind}_1.5'] = (xy, v0)
+    out['random'] = (box[:, None, :2] + rng.uniform(size=xy0.shape) * box[:, None, 2:], v0)
+    return out
+
+
+def score(kps: dict[str, KinematicPlausibilityScore], xy: np.ndarray,
+          v: np.ndarray) -> dict[str, np.ndarray]:
+    coords = torch.from_numpy(xy).float()
+    visible = torch.from_numpy(v)
+    return {name: m(coords, visible=visible).kps.numpy().astype(np.float64)
+            for name, m in kps.items()}
+
+
+def distribution(x: np.ndarray) -> dict[str, float]:
+    return {f'q{int(q * 100):02d}': round(float(np.quantile(x, q)), 4) for q in QUANTILES}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--stats', default='stats/skeleton_stats.json')
+    parser.add_argument('--copies', type=int, default=10, help='corrupted copies per pose')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', default='benchmarks/results/kps_auroc.json')
+    args = parser.parse_args(argv)
+
+    skeleton = load_skeleton()
+    kps = {name: KinematicPlausibilityScore(args.stats, weights=w).eval()
+           for name, w in VARIANTS.items()}
+    module = kps['combined']
+    val = load_coco_poses(VAL_ANN, skeleton.num_keypoints)
+    real = score(kps, val.coords, val.visibility)
+
+    results = {}
+    print(f'KPS AUROC, {len(val.coords)} real poses of {VAL_ANN} vs {args.copies} corrupted '
+          f'copies each (seed {args.seed}); stats {args.stats}')
+    print(f'{"corruption":20s}' + ''.join(f'{v:>10s}' for v in VARIANTS))
+    for name, (xy, v) in corruptions(val.coords, val.visibility, val.bboxes, skeleton,
+                                     args.copies, args.seed).items():
+        fake = score(kps, xy, v)
+        results[name] = {var: round(auroc(real[var], fake[var]), 4) for var in VARIANTS}
+        print(f'{name:20s}' + ''.join(f'{results[name][var]:10.3f}' for var in VARIANTS))
+    gross_min = {var: min(results[c][var] for c in GROSS) for var in VARIANTS}
+    print(f'min over gross corruptions {GROSS}: ' +
+          ', '.join(f'{var} {x:.3f}' for var, x in gross_min.items()))
+
+    adult = load_coco_poses(ADULT_ANN, skeleton.num_keypoints)
+    adult_scores = score(kps, adult.coords, adult.visibility)
+    adult_res = dict(
+        instances=len(adult.coords),
+        labeled_keypoints_median=float(np.median((adult.visibility > 0).sum(1))),
+        auroc_infant_vs_adult={var: round(auroc(real[var], adult_scores[var]), 4)
+                               for var in VARIANTS},
+        infant_val=dict(distribution(real['combined'])),
+        adult=dict(distribution(adult_scores['combined'])),
+        adult_scores_combined=[round(float(x), 4) for x in adult_scores['combined']],
+        adult_below_infant_q05=int((adult_scores['combined']
+                                    < np.quantile(real['combined'], 0.05)).sum()))
+    print(f'\nadult poses ({ADULT_ANN}, {adult_res["instances"]} instances with keypoints, '
+          f'median {adult_res["labeled_keypoints_median"]:.0f} labeled keypoints) under the '
+          f'infant statistics, combined KPS:')
+    print(f'  infant val_test100: {adult_res["infant_val"]}')
+    print(f'  adult coco_mini   : {adult_res["adult"]}')
+    print(f'  adults below the infant 5% quantile: {adult_res["adult_below_infant_q05"]} of '
+          f'{adult_res["instances"]}; AUROC infant vs adult: '
+          f'{adult_res["auroc_infant_vs_adult"]}')
+
+    report = dict(
+        stats_file=args.stats, val_ann=VAL_ANN, adult_ann=ADULT_ANN, seed=args.seed,
+        copies=args.copies, real_poses=len(val.coords),
+        kps_config=dict(weights=VARIANTS, rom_quantiles=list(module.rom_quantiles),
+                        rom_margin_deg=module.rom_margin_deg,
+                        empty_score=module.empty_score),
+        auroc=results, gross_corruptions=list(GROSS), gross_min_auroc=gross_min,
+        goal='AUROC >= 0.95 on the gross corruptions',
+        real_kps_distribution={var: distribution(real[var]) for var in VARIANTS},
+        adult=adult_res,
+        environment=dict(python=platform.python_version(), torch=torch.__version__,
+                         numpy=np.__version__))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, sort_keys=True) + '\n')
+    print(f'\nwrote {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,20 @@
+# Where the infant data lives and how its splits are named. Every NK-Sapiens config (Stage0,
+# Stage1, the geometric cache) inherits this file, so paths are written once.
+# Paths are relative to the working directory (the repo root, where `data/` links to the
+# shared data). On a cluster, link `data/` to the data there or edit this one file: the
+# dataloaders copy these values when the configs are parsed, so --cfg-options data_root=...
+# would not reach them.
+data_root = 'data/'
+dataset_type = 'CocoDataset'
+data_mode = 'topdown'
+# The keypoint set / skeleton, resolved relative to this file so the configs also work from
+# a Sapiens checkout's pose/tools/train.py.
+dataset_info_file = '{{fileDirname}}/../../../_base_/datasets/infant_coco17.py'
+metainfo = dict(from_file=dataset_info_file)
+
+image_prefix = 'syrip/images/'
+train_labeled_ann = 'syrip/annotations/train_labeled.json'
+train_unlabeled_ann = 'syrip/annotations/train_unlabeled.json'
+val_ann = 'syrip/annotations/val_test100.json'
+# Detector boxes for top-down evaluation; None = use the ground-truth boxes of val_ann.
+val_bbox_file = None

@@ -1,0 +1,67 @@
+# CPU-size Stage0 that trains on the SyRIP sample here: the full recipe with only the sizes
+# shrunk (a 4-layer ViT, 256x192 input, batch 8, a few hundred iterations). Values derived
+# from the shrunk sizes in the parent (codec, schedule, pipelines) are restated below,
+# because mmengine evaluates a base file's expressions before the child overrides them.
+_base_ = ['./stage0_supervised.py']
+
+embed_dim = 192
+num_layers = 4
+image_size = [192, 256]  # width, height
+heatmap_size = [48, 64]
+sigma = 2
+head_channels = (128, 128)
+
+max_iters = 300
+val_interval = 100
+warmup_iters = 50
+train_batch_size = 8
+val_batch_size = 16
+num_workers = 2
+
+train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=num_layers))
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=warmup_iters, start_factor=0.001, by_epoch=False),
+    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False, gamma=0.1,
+         milestones=[max_iters * 170 // 210, max_iters * 200 // 210]),
+]
+auto_scale_lr = dict(base_batch_size=train_batch_size)
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=val_interval))
+
+codec = dict(type='UDPHeatmap', input_size=image_size, heatmap_size=heatmap_size, sigma=sigma)
+model = dict(
+    backbone=dict(
+        arch=dict(_delete_=True, embed_dims=embed_dim, num_layers=num_layers, num_heads=3,
+                  feedforward_channels=embed_dim * 4),
+        img_size=(image_size[1], image_size[0]),
+        init_cfg=None),
+    head=dict(
+        in_channels=embed_dim,
+        deconv_out_channels=head_channels,
+        conv_out_channels=head_channels,
+        decoder=codec))
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomHalfBody'),
+    dict(type='RandomBBoxTransform'),
+    dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
+    dict(type='PhotometricDistortion'),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs'),
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
+    dict(type='PackPoseInputs'),
+]
+train_dataloader = dict(
+    batch_size=train_batch_size, num_workers=num_workers,
+    dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=val_batch_size, num_workers=num_workers,
+    dataset=dict(pipeline=val_pipeline))
+test_dataloader = val_dataloader

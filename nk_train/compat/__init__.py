@@ -1,0 +1,12 @@
+"""Compatibility shims that let the configs run on stock PyPI OpenMMLab releases
+and inside a Sapiens checkout (its bundled mmpretrain) alike."""
+from .safe_checkpoint import MMENGINE_CHECKPOINT_GLOBALS, allow_mmengine_checkpoints
+from .sapiens_arch import SAPIENS_ARCHS, register_sapiens_archs
+
+register_sapiens_archs()
+allow_mmengine_checkpoints()
+
+__all__ = [
+    'SAPIENS_ARCHS', 'register_sapiens_archs', 'MMENGINE_CHECKPOINT_GLOBALS',
+    'allow_mmengine_checkpoints'
+]

@@ -1,0 +1,35 @@
+"""COCO keypoint AP with the project's ground-truth rules (see ``coco_gt``)."""
+from __future__ import annotations
+
+import json
+
+from mmengine.fileio import get_local_path
+from mmpose.evaluation.metrics import CocoMetric
+from mmpose.registry import METRICS
+from xtcocotools.coco import COCO
+
+from .coco_gt import normalize_coco_keypoint_gt
+
+
+@METRICS.register_module()
+class InfantCocoMetric(CocoMetric):
+    """``CocoMetric`` that evaluates against normalised ground truth.
+
+    Same arguments as mmpose's ``CocoMetric``. The annotation file is read once and passed
+    through :func:`normalize_coco_keypoint_gt` (area = bbox area, ids 1..N) before COCOeval
+    sees it; predictions are matched by image id, so renumbering annotation ids is safe.
+    """
+
+    def __init__(self, ann_file: str, **kwargs) -> None:
+        if not ann_file:
+            raise ValueError('InfantCocoMetric needs ann_file: the ground truth is always '
+                             'normalised from the annotation file, never rebuilt from samples')
+        super().__init__(ann_file=None, **kwargs)
+        self.ann_file = ann_file
+        with get_local_path(ann_file) as local_path, open(local_path) as f:
+            gt = json.load(f)
+        if not gt.get('annotations'):
+            raise ValueError(f'{ann_file}: no annotations to evaluate against')
+        self.coco = COCO()
+        self.coco.dataset = normalize_coco_keypoint_gt(gt)
+        self.coco.createIndex()
