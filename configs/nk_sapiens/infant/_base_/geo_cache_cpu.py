@@ -1,0 +1,16 @@
+# CPU-size geometric cache: the STAND-IN teacher (seeded random weights, no meaning) at a small
+# teacher input, the CPU Stage1 crop (192 x 256) and its heatmap grid (48 x 64), so precompute,
+# checks and the Stage1 reader run on this machine. The full recipe is in geo_cache.py.
+_base_ = ['./geo_cache.py']
+
+geo_cache = dict(
+    root='cache/geo_cpu',
+    input_size=(192, 256),
+    map_size=(48, 64),
+    rows_per_shard=16,
+    batch_size=8,
+    prep_threads=1,
+    teacher=dict(_delete_=True, kind='stand_in', seed=0, width=16, num_layers=3,
+                 input_size=(256, 192), mean=(123.5, 116.5, 103.5), std=(58.5, 57.0, 57.5),
+                 bgr_to_rgb=True, dtype='float32'),
+)

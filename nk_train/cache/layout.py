@@ -1,0 +1,145 @@
+"""The one on-disk schema of the geometric cache (Zarr v3), used by writer, reader and checks.
+
+``<root>/<split>/`` is a Zarr v3 group; R = N * K rows, row ``n * K + k`` is view k of
+instance n (instances in ``nk_train.cache.instances`` order)::
+
+    depth      (R, 1, mh, mw)  float16|float32  chunk = 1 row, shard = rows_per_shard rows
+    normal     (R, 3, mh, mw)  int8 (n * 127) | float16 | float32, chunked like depth
+    affine     (R, 2, 3)       float64  original image -> student crop (UDP, flip folded in)
+    sample_id  (R,)            int64    COCO annotation id of the row's instance
+    seed_k     (R,)            int32    the row's view index k
+    manifest.json              fingerprint, its inputs, layout, sample ids, shard records
+
+Map pixel (u, v) sits at crop pixel (u (w-1)/(mw-1), v (h-1)/(mh-1)) (UDP: corner pixels
+aligned), i.e. ``rescale_affine(affine, input_size, map_size)`` maps image -> map pixels.
+Every chunk is Blosc-compressed and then protected by a CRC32C checksum (Blosc alone reads
+flipped bytes back silently). ``affine``/``sample_id``/``seed_k`` have one chunk per shard
+range, so each precompute task owns whole files: shard j is written by one task, in one call
+per array (two writers in one shard lose data, zarr-python #3514/#3682).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec
+
+FORMAT_NAME = 'nk-sapiens-geo-cache'
+FORMAT_VERSION = 1
+MANIFEST_NAME = 'manifest.json'
+# How teacher outputs become map pixels (a fingerprint input: changing it changes values).
+MAP_RESAMPLING = ('separable box prefilter (odd width ~ output px per map px), then bilinear '
+                  'sampling at UDP map-pixel centres, half-pixel teacher-output convention; '
+                  'normals renormalised')
+ROW_ARRAYS = ('sample_id', 'seed_k', 'affine', 'depth', 'normal')
+NORMAL_INT8_SCALE = 127.0
+
+
+def array_specs(map_size: tuple[int, int], depth_dtype: str, normal_encoding: str
+                ) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Per-row shape and dtype of every array."""
+    mw, mh = map_size
+    return dict(
+        sample_id=((), 'int64'),
+        seed_k=((), 'int32'),
+        affine=((2, 3), 'float64'),
+        depth=((1, mh, mw), depth_dtype),
+        normal=((3, mh, mw), normal_encoding),
+    )
+
+
+def shard_ranges(num_rows: int, rows_per_shard: int) -> list[tuple[int, int]]:
+    return [(r, min(r + rows_per_shard, num_rows)) for r in range(0, num_rows, rows_per_shard)]
+
+
+def create_split_arrays(split_dir: Path, num_rows: int, map_size: tuple[int, int],
+                        depth_dtype: str, normal_encoding: str, rows_per_shard: int,
+                        blosc: Mapping[str, Any]) -> zarr.Group:
+    """Create the group and its (empty) arrays; metadata is written once, here."""
+    group = zarr.open_group(str(split_dir), mode='w', zarr_format=3)
+    specs = array_specs(map_size, depth_dtype, normal_encoding)
+    for name, (row_shape, dtype) in specs.items():
+        typesize = np.dtype(dtype).itemsize
+        compressors = [BloscCodec(typesize=typesize, **dict(blosc)), Crc32cCodec()]
+        shape = (num_rows, *row_shape)
+        if name in ('depth', 'normal'):
+            chunks, shards = (1, *row_shape), (rows_per_shard, *row_shape)
+        else:
+            chunks, shards = (rows_per_shard, *row_shape), None
+        group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype,
+                           compressors=compressors, fill_value=0,
+                           config={'write_empty_chunks': True})
+    return group
+
+
+def open_split_arrays(split_dir: Path, mode: str = 'r') -> dict[str, zarr.Array]:
+    group = zarr.open_group(str(split_dir), mode=mode, zarr_format=3)
+    missing = [n for n in ROW_ARRAYS if n not in group]
+    if missing:
+        raise FileNotFoundError(f'{split_dir}: cache arrays missing: {missing}')
+    return {name: group[name] for name in ROW_ARRAYS}
+
+
+def shard_file_keys(arrays: Mapping[str, zarr.Array], shard: int) -> dict[str, str]:
+    """Relative paths (under the split dir) of the files that hold shard ``shard``."""
+    keys = {}
+    for name, arr in arrays.items():
+        coords = (shard,) + (0,) * (arr.ndim - 1)
+        keys[name] = f'{name}/{arr.metadata.encode_chunk_key(coords)}'
+    return keys
+
+
+def sha256_bytes_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def data_sha256(rows: Mapping[str, np.ndarray]) -> str:
+    """Hash of decoded values (independent of codec versions): for each array in
+    ``ROW_ARRAYS`` order, its name, little-endian dtype, shape and C-order bytes."""
+    h = hashlib.sha256()
+    for name in ROW_ARRAYS:
+        a = np.ascontiguousarray(rows[name])
+        a = a.astype(a.dtype.newbyteorder('<'), copy=False)
+        h.update(f'{name}|{a.dtype.str}|{a.shape}|'.encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def encode_normal(normal: np.ndarray, encoding: str) -> np.ndarray:
+    """Unit normals (float32) -> stored values."""
+    if encoding == 'int8':
+        q = np.rint(np.clip(normal, -1.0, 1.0) * NORMAL_INT8_SCALE)
+        return q.astype(np.int8)
+    return normal.astype(encoding)
+
+
+def decode_normal(stored: np.ndarray) -> np.ndarray:
+    """Stored values -> unit normals (float32), renormalised over the channel axis (-3)."""
+    n = stored.astype(np.float32)
+    if stored.dtype == np.int8:
+        n /= NORMAL_INT8_SCALE
+    norm = np.sqrt((n * n).sum(axis=-3, keepdims=True))
+    return n / np.maximum(norm, 1e-6)
+
+
+def stray_partial_files(split_dir: Path) -> Iterator[Path]:
+    """Leftovers of interrupted writes: zarr's ``*.partial`` and our ``*.tmp`` files."""
+    for pattern in ('*.partial', '*.tmp'):
+        yield from split_dir.rglob(pattern)
+
+
+def layout_dict(num_instances: int, num_seeds: int, rows_per_shard: int,
+                map_size: tuple[int, int], depth_dtype: str, normal_encoding: str,
+                blosc: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest's ``layout`` section (how values are stored, not what they are)."""
+    num_rows = num_instances * num_seeds
+    specs = array_specs(map_size, depth_dtype, normal_encoding)
+    return dict(num_instances=num_instances, num_seeds=num_seeds, num_rows=num_rows,
+                rows_per_shard=rows_per_shard,
+                num_shards=len(shard_ranges(num_rows, rows_per_shard)),
+                map_size=list(map_size),
+                arrays={n: dict(row_shape=list(s), dtype=d) for n, (s, d) in specs.items()},
+                blosc=dict(blosc), chunk_checksum='crc32c')

@@ -1,0 +1,274 @@
+"""Compute and write one shard of the geometric cache: the body of a precompute task.
+
+Lives in an importable module because dask spawns its worker processes (a function defined
+in a script fed on stdin cannot be unpickled there). The teacher is loaded once per worker
+process (``get_teacher`` caches it by its config). A task owns its shard: it decodes the
+images, warps every view straight to the teacher's input size (the same region as the
+student crop, so nothing is upsampled twice) in ``prep_threads`` threads that work up to
+``PREP_LOOKAHEAD`` batches ahead of the teacher, runs the teacher in batches, resamples to the
+map grid, and writes each array's shard in a single call. Bad input (unreadable image,
+degenerate box, non-finite teacher output) fails the shard with every bad sample named, and
+nothing of that shard is written.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from ..cmgc.geometric_teacher import GeometricTeacher, build_geometric_teacher, unit_vectors
+from ..data.seeded_aug import (bbox_center_scale, crop_region, region_affine, sample_geometry,
+                               warp_crop)
+from .fingerprint import canonical_json
+from .instances import Instance
+from .layout import (NORMAL_INT8_SCALE, data_sha256, encode_normal, open_split_arrays,
+                     sha256_bytes_file, shard_file_keys)
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Everything one task needs (picklable; paths absolute, workers may run elsewhere)."""
+
+    split_dir: str
+    shard: int
+    rows: tuple[int, int]
+    num_seeds: int
+    first_instance: int  # instance index n of ``instances[0]``
+    instances: tuple[Instance, ...]  # the instances the rows cover, in order
+    input_size: tuple[int, int]
+    map_size: tuple[int, int]
+    aug: dict
+    global_seed: int
+    bbox_padding: float
+    min_bbox_size: float
+    depth_dtype: str
+    normal_encoding: str
+    batch_size: int
+    teacher: dict
+    prep_threads: int = 1  # threads decoding/cropping ahead of the teacher
+    device: str = 'auto'
+    torch_threads: int = 1
+    fault_exit: bool = False  # testing only: the process exits mid-write of this shard
+
+
+_TEACHERS: dict[str, GeometricTeacher] = {}
+PREP_LOOKAHEAD = 2  # batches prepared ahead of the one in the teacher
+
+
+def resolve_device(device: str) -> str:
+    if device == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return device
+
+
+def get_teacher(cfg: dict, device: str) -> GeometricTeacher:
+    """The teacher of this worker process, built on first use and kept (keyed by config)."""
+    key = canonical_json(dict(cfg=cfg, device=device))
+    if key not in _TEACHERS:
+        if device.startswith('cuda'):
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        _TEACHERS[key] = build_geometric_teacher(cfg, device=device)
+    return _TEACHERS[key]
+
+
+def read_image(path: str) -> np.ndarray:
+    """Decode like mmcv's ``LoadImage`` (cv2 backend, ``IMREAD_COLOR``, BGR), but refuse
+    truncated JPEG/PNG files, which OpenCV decodes silently with a grey lower part."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    truncated = _truncation(data)
+    if truncated:
+        raise ValueError(f'truncated image file: {truncated}')
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+    if img is None:
+        raise ValueError('cannot decode image (corrupt or not an image)')
+    return img
+
+
+def _truncation(data: bytes) -> str | None:
+    """Why ``data`` looks cut short, or None. JPEG: no end-of-image marker after the last
+    start-of-scan (0xFFD9 cannot occur inside entropy-coded data); PNG: no IEND chunk."""
+    if data[:2] == b'\xff\xd8':
+        sos = data.rfind(b'\xff\xda')
+        if sos < 0 or data.find(b'\xff\xd9', sos) < 0:
+            return 'JPEG without an end-of-image marker after its last scan'
+    elif data[:8] == b'\x89PNG\r\n\x1a\n' and data.rfind(b'IEND') < 0:
+        return 'PNG without an IEND chunk'
+    return None
+
+
+@lru_cache(maxsize=16)
+def resample_weights(out_len: int, in_len: int, map_len: int) -> np.ndarray:
+    """1-D weights (map_len x out_len) taking one axis of a teacher output to the map grid.
+
+    Map pixel u sits at teacher-input pixel x = u (in_len-1)/(map_len-1) (UDP: same region as
+    the crop, corner pixels aligned); the teacher output covers its input with half-pixel
+    alignment, so x lands at output coordinate (x + 0.5) out_len/in_len - 0.5 (clamped to the
+    border). The value there is bilinear between the two nearest output pixels, after a box
+    prefilter about one map pixel wide (odd width, average over the pixels inside the map).
+    """
+    box = _odd_box(out_len / map_len)
+    half = box // 2
+    filt = np.zeros((out_len, out_len))
+    for j in range(out_len):
+        lo, hi = max(0, j - half), min(out_len, j + half + 1)
+        filt[j, lo:hi] = 1.0 / (hi - lo)
+    x_in = np.arange(map_len) * ((in_len - 1) / (map_len - 1))
+    x_out = np.clip((x_in + 0.5) * out_len / in_len - 0.5, 0.0, out_len - 1)
+    j0 = np.floor(x_out).astype(int)
+    j1 = np.minimum(j0 + 1, out_len - 1)
+    a = (x_out - j0)[:, None]
+    return (1.0 - a) * filt[j0] + a * filt[j1]
+
+
+def resample_to_map(out: torch.Tensor, teacher_wh: tuple[int, int],
+                    map_size: tuple[int, int]) -> torch.Tensor:
+    """Teacher output (B x C x Ho x Wo) -> values on the map grid (B x C x mh x mw), as two
+    small matrix products (see ``resample_weights``)."""
+    ho, wo = out.shape[-2:]
+    (wt, ht), (mw, mh) = teacher_wh, map_size
+    wy = torch.from_numpy(resample_weights(ho, ht, mh)).to(out.device, torch.float32)
+    wx = torch.from_numpy(resample_weights(wo, wt, mw)).to(out.device, torch.float32)
+    return wy @ (out.float() @ wx.T)
+
+
+def _odd_box(factor: float) -> int:
+    k = int(factor)
+    return k if k % 2 == 1 else max(1, k - 1)
+
+
+def _prepare_instance(task: ShardTask, n: int, rows: list[int], teacher_wh: tuple[int, int]
+                      ) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], tuple[int, str] | None]:
+    """Decode instance ``n`` once and crop its views ``rows``: [(row, crop, affine)], or
+    (sample id, error naming the sample). Runs in the preparation threads (cv2 releases the GIL)."""
+    inst = task.instances[n - task.first_instance]
+    try:
+        img = read_image(inst.img_path)
+        center, scale = bbox_center_scale(inst.bbox_xyxy, task.bbox_padding)
+        out = []
+        for r in rows:
+            geometry = sample_geometry(inst.sample_id, r % task.num_seeds, task.aug,
+                                       task.global_seed)
+            region = crop_region(center, scale, geometry, task.input_size, task.min_bbox_size,
+                                 sample=str(inst.sample_id))
+            crop = warp_crop(img, region_affine(region, teacher_wh), teacher_wh)
+            out.append((r, crop, region_affine(region, task.input_size)))
+        return out, None
+    except (OSError, ValueError) as err:  # DegenerateBBoxError is a ValueError
+        return [], (inst.sample_id, f'sample {inst.sample_id} ({inst.img_path}): {err}')
+
+
+def _instance_groups(rows: list[int], num_seeds: int) -> list[tuple[int, list[int]]]:
+    groups: dict[int, list[int]] = {}
+    for r in rows:
+        groups.setdefault(r // num_seeds, []).append(r)
+    return list(groups.items())
+
+
+def compute_shard(task: ShardTask) -> dict[str, Any]:
+    """Compute, write and hash shard ``task.shard``; return its record or its errors."""
+    t_start = time.perf_counter()
+    torch.set_num_threads(task.torch_threads)
+    cv2.setNumThreads(1)  # parallel preparation = prep_threads, not nested OpenCV threads
+    device = resolve_device(task.device)
+    teacher = get_teacher(task.teacher, device)
+    t_loaded = time.perf_counter()
+    r0, r1 = task.rows
+    n_rows = r1 - r0
+    mw, mh = task.map_size
+    depth = np.zeros((n_rows, 1, mh, mw), np.float32)
+    normal = np.zeros((n_rows, 3, mh, mw), np.float32)
+    affine = np.zeros((n_rows, 2, 3), np.float64)
+    done = np.zeros(n_rows, bool)
+    errors: dict[int, str] = {}
+    t_forward = t_wait = t_resample = 0.0
+    teacher_wh = (teacher.input_size[1], teacher.input_size[0])
+
+    batches = [list(range(b, min(b + task.batch_size, r1))) for b in range(r0, r1, task.batch_size)]
+    with ThreadPoolExecutor(max_workers=task.prep_threads) as pool:
+        pending: dict[int, list] = {}
+        for i in range(len(batches)):
+            for j in range(i, min(i + 1 + PREP_LOOKAHEAD, len(batches))):
+                if j not in pending:  # prepare ahead while the teacher runs
+                    pending[j] = [pool.submit(_prepare_instance, task, n, rows, teacher_wh)
+                                  for n, rows in _instance_groups(batches[j], task.num_seeds)]
+            t0 = time.perf_counter()
+            prepared = [f.result() for f in pending.pop(i)]
+            t_wait += time.perf_counter() - t0
+            for _, error in prepared:
+                if error is not None:
+                    errors[error[0]] = error[1]
+            if errors:
+                continue  # the shard fails anyway; keep preparing to name every bad sample
+            views = [v for group, _ in prepared for v in group]
+            t0 = time.perf_counter()
+            crops = torch.from_numpy(np.stack([v[1] for v in views])).permute(0, 3, 1, 2)
+            d, nrm = teacher(crops.to(device))
+            if device.startswith('cuda'):
+                torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            t_forward += t1 - t0
+            d = resample_to_map(d, teacher_wh, task.map_size)
+            nrm = unit_vectors(resample_to_map(nrm, teacher_wh, task.map_size))
+            idx = np.asarray([v[0] for v in views]) - r0
+            depth[idx] = d.cpu().numpy()
+            normal[idx] = nrm.cpu().numpy()
+            t_resample += time.perf_counter() - t1
+            affine[idx] = np.stack([v[2] for v in views])
+            done[idx] = True
+
+    rows_np = np.arange(r0, r1)
+    stored = dict(
+        sample_id=np.array([task.instances[r // task.num_seeds - task.first_instance].sample_id
+                            for r in rows_np], np.int64),
+        seed_k=(rows_np % task.num_seeds).astype(np.int32),
+        affine=affine,
+        depth=depth.astype(task.depth_dtype),
+        normal=encode_normal(normal, task.normal_encoding),
+    )
+    if not errors:
+        bad = ~(np.isfinite(stored['depth']).reshape(n_rows, -1).all(1)
+                & np.isfinite(normal).reshape(n_rows, -1).all(1)
+                & np.isfinite(stored['normal'].astype(np.float32)).reshape(n_rows, -1).all(1))
+        for i in np.flatnonzero(bad | ~done):
+            sid, k = int(stored['sample_id'][i]), int(stored['seed_k'][i])
+            errors.setdefault(sid, f'sample {sid} view {k} (row {r0 + i}): teacher output is '
+                                   f'not finite (or overflows {task.depth_dtype})')
+    t_computed = time.perf_counter()
+    timings = dict(load_teacher=t_loaded - t_start, forward=t_forward, wait_prepare=t_wait,
+                   resample=t_resample)
+    if errors:
+        return dict(shard=task.shard, status='failed', record=None,
+                    errors=[errors[s] for s in sorted(errors)], pid=os.getpid(),
+                    timings=dict(timings, total=time.perf_counter() - t_start))
+
+    split_dir = Path(task.split_dir)
+    arrays = open_split_arrays(split_dir, mode='r+')
+    for name in ('sample_id', 'seed_k', 'affine', 'depth'):
+        arrays[name][r0:r1] = stored[name]
+    if task.fault_exit:
+        os._exit(17)  # testing only: a worker dying with its shard half written
+    arrays['normal'][r0:r1] = stored['normal']
+    files = {rel: sha256_bytes_file(split_dir / rel)
+             for rel in shard_file_keys(arrays, task.shard).values()}
+    stored_normal = stored['normal'].astype(np.float32)
+    if task.normal_encoding == 'int8':
+        stored_normal /= NORMAL_INT8_SCALE
+    norms = np.sqrt((stored_normal ** 2).sum(axis=1))
+    record = dict(
+        rows=[r0, r1], data_sha256=data_sha256(stored), files=files, nonfinite=0,
+        depth_min=float(stored['depth'].min()), depth_max=float(stored['depth'].max()),
+        normal_norm_min=float(norms.min()), normal_norm_max=float(norms.max()))
+    t_end = time.perf_counter()
+    timings.update(write=t_end - t_computed, total=t_end - t_start)
+    return dict(shard=task.shard, status='ok', record=record, errors=[], pid=os.getpid(),
+                timings=timings)

@@ -1,0 +1,47 @@
+"""Helpers of the cache tests (constants, running the CLIs, the geo_cache dict)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG = 'configs/nk_sapiens/infant/_base_/geo_cache_cpu.py'
+INDICES = ['0', '1', '2', '3', '4', '5']
+SMALL = ['geo_cache.rows_per_shard=4', 'geo_cache.batch_size=4',
+         'geo_cache.splits.labeled.num_seeds=2', 'geo_cache.teacher.width=8',
+         'geo_cache.teacher.num_layers=2', 'geo_cache.teacher.input_size=(128,96)']
+
+
+def load_script(rel: str):
+    """Import a CLI script (precompute/, tools/ are not packages) to call its main()."""
+    spec = importlib.util.spec_from_file_location(Path(rel).stem + '_cli', REPO_ROOT / rel)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def small_options(root: Path, *extra: str) -> list[str]:
+    return [f'geo_cache.root={root}', *SMALL, *extra]
+
+
+def geo_settings_dict(root: Path, *extra: str) -> dict:
+    """The geo_cache dict exactly as the CLI sees it with ``small_options``."""
+    from mmengine.config import Config, DictAction
+
+    cfg = Config.fromfile(str(REPO_ROOT / CONFIG))
+    options = {}
+    for item in small_options(root, *extra):
+        key, value = item.split('=', 1)
+        options[key] = DictAction._parse_iterable(value)
+    cfg.merge_from_dict(options)
+    return cfg.geo_cache.to_dict()
+
+
+def run_precompute(cli, root: Path, tmp: Path, *args: str, options=()) -> tuple[int, dict]:
+    summary = tmp / f'summary_{len(list(tmp.glob("summary_*")))}.json'
+    argv = ['--split', 'labeled', '--config', CONFIG, '--no-progress',
+            '--summary-json', str(summary), *args,
+            '--cfg-options', *small_options(root, *options)]
+    rc = cli.main(argv)
+    return rc, (json.loads(summary.read_text()) if summary.exists() else {})
