@@ -1,0 +1,21 @@
+"""The Diffusion Developmental Prior (``ddp_prior``): a diffusion model over normalised
+infant keypoints, trained on labeled poses only, used to pull predictions toward plausible
+poses (L_dev, Teacher B). It returns coordinates or residuals, never heatmap labels.
+
+Train with ``tools/train_ddp_prior.py``; load with ``DDPPrior.from_checkpoint``.
+"""
+from .denoiser import DenoiserConfig, JointDenoiser, NoiseLevelEstimator
+from .normalization import NormalizationConfig, PoseFrame, pose_frame, to_normalized, to_pixels
+from .prior import DENOISE_MODES, DDPPrior
+from .schedule import NoiseSchedule, ScheduleConfig
+from .training import (CHECKPOINT_FORMAT, AugmentConfig, PoseSet, TrainConfig,
+                       build_checkpoint, build_networks, load_coco_poses, save_checkpoint,
+                       sha256_of_file, train_prior)
+
+__all__ = [
+    'AugmentConfig', 'CHECKPOINT_FORMAT', 'DDPPrior', 'DENOISE_MODES', 'DenoiserConfig',
+    'JointDenoiser', 'NoiseLevelEstimator', 'NoiseSchedule', 'NormalizationConfig',
+    'PoseFrame', 'PoseSet', 'ScheduleConfig', 'TrainConfig',
+    'build_checkpoint', 'build_networks', 'load_coco_poses', 'pose_frame', 'save_checkpoint',
+    'sha256_of_file', 'to_normalized', 'to_pixels', 'train_prior',
+]
