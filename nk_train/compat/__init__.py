@@ -1,12 +1,14 @@
 """Compatibility shims that let the configs run on stock PyPI OpenMMLab releases
 and inside a Sapiens checkout (its bundled mmpretrain) alike."""
+from .bf16_numpy import patch_to_numpy_for_bf16
 from .safe_checkpoint import MMENGINE_CHECKPOINT_GLOBALS, allow_mmengine_checkpoints
 from .sapiens_arch import SAPIENS_ARCHS, register_sapiens_archs
 
 register_sapiens_archs()
 allow_mmengine_checkpoints()
+patch_to_numpy_for_bf16()
 
 __all__ = [
     'SAPIENS_ARCHS', 'register_sapiens_archs', 'MMENGINE_CHECKPOINT_GLOBALS',
-    'allow_mmengine_checkpoints'
+    'allow_mmengine_checkpoints', 'patch_to_numpy_for_bf16'
 ]

@@ -31,16 +31,9 @@ test_cfg = dict()
 
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.1),
-    paramwise_cfg=dict(
-        num_layers=num_layers,
-        layer_decay_rate=0.85,
-        custom_keys={
-            'bias': dict(decay_multi=0.0),
-            'pos_embed': dict(decay_mult=0.0),
-            'relative_position_bias_table': dict(decay_mult=0.0),
-            'norm': dict(decay_mult=0.0),
-        },
-    ),
+    # mmpose's layer-decay constructor already exempts biases, norms and pos_embed from
+    # weight decay (1-D parameters), so no custom_keys are needed.
+    paramwise_cfg=dict(num_layers=num_layers, layer_decay_rate=0.85),
     constructor='LayerDecayOptimWrapperConstructor',
     clip_grad=dict(max_norm=1.0, norm_type=2),
 )

@@ -1,0 +1,100 @@
+# Stage1 baseline: L = L_sup + lambda_cons * L_cons. The Stage0 student (Sapiens-0.3b, UDP
+# heatmaps, layer-decay AdamW) keeps training on labeled crops while an EMA copy of it
+# (Teacher A) labels the unlabeled crops: the teacher sees the weak view (seeded crop only),
+# the student each strong view (the same crop + photometric/occlusion noise), and L_cons pulls
+# the student's heatmaps to the teacher's where the teacher's peak is confident.
+#
+# Start from a Stage0 checkpoint: put it at `stage0_checkpoint` or pass
+#   --cfg-options model.init_from=work_dirs/stage0_supervised/<best>.pth
+# Validation/test/save_best use the teacher. To evaluate the student instead:
+#   --cfg-options model.semi_test_cfg.forward_on=student test_evaluator.prefix=student/coco
+_base_ = ['./stage0_supervised.py']
+
+stage0_checkpoint = 'checkpoints/nk_sapiens/stage0_supervised.pth'
+
+# ---- semi-supervised settings (every lambda lives here) --------------------------------
+source_ratio = [1, 1]  # labeled : unlabeled crops in each batch
+num_strong_views = 1
+lambda_cons = 1.0
+cons_mode = 'mse'  # 'mse' or 'kl' on heatmaps
+cons_target = 'soft'  # 'soft' = teacher heatmap, 'hard' = Gaussian at the teacher's peak
+cons_conf_thr = 0.5  # keep a keypoint when the teacher's heatmap peak >= this
+ema_momentum = 0.999
+ema_warmup_iters = 0
+eval_branch = 'teacher'
+
+# The weak view is the seeded crop of the geometric cache, so a cached depth/normal row
+# matches the crop the teacher sees. These three values must equal those of
+# ./_base_/geo_cache.py (tests/stage1 checks it): it cannot be a second base here because
+# both files inherit infant_data.py.
+geo_num_seeds = 4
+geo_global_seed = 20261124
+geo_aug = dict(flip_prob=0.5, shift_factor=0.16, shift_prob=0.3, scale_factor=(0.75, 1.25),
+               scale_prob=1.0, rotate_factor=30.0, rotate_prob=0.6)
+
+# ---- model ------------------------------------------------------------------------------
+# The Stage0 model; its backbone's MAE init is superseded by the Stage0 checkpoint.
+pose_model = _base_.model
+pose_model.backbone.init_cfg = None
+model = dict(
+    _delete_=True,
+    type='SemiTopdownPoseEstimator',
+    pose_model=pose_model,
+    consistency_loss=dict(type='HeatmapConsistencyLoss', mode=cons_mode, target=cons_target,
+                          conf_thr=cons_conf_thr, sigma=_base_.sigma),
+    semi_train_cfg=dict(lambda_cons=lambda_cons),
+    semi_test_cfg=dict(forward_on=eval_branch),
+    init_from=stage0_checkpoint,
+)
+optim_wrapper = dict(constructor='StudentLayerDecayOptimWrapperConstructor')
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=ema_warmup_iters),
+]
+default_hooks = dict(checkpoint=dict(save_best=f'{eval_branch}/coco/AP'))
+
+# ---- data -------------------------------------------------------------------------------
+labeled_pipeline = [*_base_.train_pipeline, dict(type='ToBranch', branch='sup')]
+strong_pipeline = [
+    dict(type='PhotometricDistortion'),
+    dict(type='CoarseDropout', prob=0.5, num_holes=(1, 4), hole_size=(0.05, 0.25)),
+]
+unlabeled_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='SeededTopdownAffine', input_size=_base_.codec['input_size'], aug=geo_aug,
+         global_seed=geo_global_seed),
+    dict(type='WeakStrongViews', num_strong_views=num_strong_views,
+         strong_pipeline=strong_pipeline),
+]
+labeled_dataset = dict(
+    type=_base_.dataset_type,
+    data_root=_base_.data_root,
+    data_mode=_base_.data_mode,
+    ann_file=_base_.train_labeled_ann,
+    data_prefix=dict(img=_base_.image_prefix),
+    metainfo=_base_.metainfo,
+    pipeline=labeled_pipeline)
+unlabeled_dataset = dict(
+    type='SeededViewDataset',
+    num_seeds=geo_num_seeds,
+    dataset=dict(
+        type='UnlabeledCocoDataset',
+        data_root=_base_.data_root,
+        ann_file=_base_.train_unlabeled_ann,
+        data_prefix=dict(img=_base_.image_prefix),
+        metainfo=_base_.metainfo,
+        pipeline=unlabeled_pipeline))
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=_base_.train_batch_size,
+    num_workers=_base_.num_workers,
+    persistent_workers=True,
+    # The sampler must be told the batch size: it composes each batch by source.
+    sampler=dict(type='MixedSourceSampler', batch_size=_base_.train_batch_size,
+                 source_ratio=source_ratio),
+    collate_fn=dict(type='ssl_collate'),
+    dataset=dict(type='SourceConcatDataset', datasets=[labeled_dataset, unlabeled_dataset]))
+
+val_evaluator = dict(prefix=f'{eval_branch}/coco')
+test_evaluator = val_evaluator

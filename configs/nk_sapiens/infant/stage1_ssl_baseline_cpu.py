@@ -1,0 +1,94 @@
+# CPU-size Stage1 baseline on the SyRIP sample (200 labeled + 300 unlabeled images): the full
+# Stage1 recipe with the model of stage0_supervised_cpu.py (4-layer ViT, 256x192 input), so a
+# checkpoint of that config initialises it. Values derived from the shrunk sizes (codec,
+# pipelines, batch composition, schedule) are restated, because mmengine evaluates a base
+# file's expressions before the child overrides them. tests/stage1 checks that the pose
+# model here equals stage0_supervised_cpu.py's.
+_base_ = ['./stage1_ssl_baseline.py']
+
+stage0_checkpoint = 'work_dirs/stage0_supervised_cpu/iter_300.pth'
+
+embed_dim = 192
+num_layers = 4
+image_size = [192, 256]  # width, height
+heatmap_size = [48, 64]
+sigma = 2
+head_channels = (128, 128)
+
+max_iters = 300
+val_interval = 100
+warmup_iters = 50
+train_batch_size = 8
+val_batch_size = 16
+num_workers = 2
+# A short run: a faster teacher than the full recipe's 0.999.
+ema_momentum = 0.99
+
+train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=num_layers))
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=warmup_iters, start_factor=0.001, by_epoch=False),
+    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False, gamma=0.1,
+         milestones=[max_iters * 170 // 210, max_iters * 200 // 210]),
+]
+auto_scale_lr = dict(base_batch_size=train_batch_size)
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=val_interval))
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=_base_.ema_warmup_iters),
+]
+
+codec = dict(type='UDPHeatmap', input_size=image_size, heatmap_size=heatmap_size, sigma=sigma)
+model = dict(
+    pose_model=dict(
+        backbone=dict(
+            arch=dict(_delete_=True, embed_dims=embed_dim, num_layers=num_layers, num_heads=3,
+                      feedforward_channels=embed_dim * 4),
+            img_size=(image_size[1], image_size[0])),
+        head=dict(
+            in_channels=embed_dim,
+            deconv_out_channels=head_channels,
+            conv_out_channels=head_channels,
+            decoder=codec)),
+    consistency_loss=dict(sigma=sigma),
+    init_from=stage0_checkpoint)
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomHalfBody'),
+    dict(type='RandomBBoxTransform'),
+    dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
+    dict(type='PhotometricDistortion'),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs'),
+]
+labeled_pipeline = [*train_pipeline, dict(type='ToBranch', branch='sup')]
+unlabeled_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='SeededTopdownAffine', input_size=codec['input_size'], aug=_base_.geo_aug,
+         global_seed=_base_.geo_global_seed),
+    dict(type='WeakStrongViews', num_strong_views=_base_.num_strong_views,
+         strong_pipeline=_base_.strong_pipeline),
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
+    dict(type='PackPoseInputs'),
+]
+train_dataloader = dict(
+    batch_size=train_batch_size,
+    num_workers=num_workers,
+    sampler=dict(batch_size=train_batch_size),
+    dataset=dict(datasets=[
+        dict(_base_.labeled_dataset, pipeline=labeled_pipeline),
+        dict(_base_.unlabeled_dataset,
+             dataset=dict(_base_.unlabeled_dataset.dataset, pipeline=unlabeled_pipeline)),
+    ]))
+val_dataloader = dict(
+    batch_size=val_batch_size, num_workers=num_workers,
+    dataset=dict(pipeline=val_pipeline))
+test_dataloader = val_dataloader
