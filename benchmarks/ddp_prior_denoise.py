@@ -34,7 +34,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from nk_train.ddp_prior import DDPPrior, load_coco_poses, sha256_of_file  # noqa: E402
+from nk_train.ddp_prior import DDPPrior, load_coco_poses, sha256_file  # noqa: E402
 
 SETTINGS = [
     dict(mode='x0', noise_level='auto'),
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     ckpt_path = REPO_ROOT / args.checkpoint
     prior = DDPPrior.from_checkpoint(ckpt_path)
     ann_path = REPO_ROOT / args.ann
-    if prior.meta['training'].get('annotation_sha256') == sha256_of_file(ann_path):
+    if prior.meta['training'].get('annotation_sha256') == sha256_file(ann_path):
         raise ValueError(f'{args.checkpoint} was trained on {args.ann}: evaluate on held-out '
                          'poses')
     poses = load_coco_poses(ann_path, prior.num_keypoints, prior.normalization.min_visible)

@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 
 from nk_train.kps.stats import (DEFAULT_MIN_LIMBS, compute_skeleton_stats, dumps_stats,
-                                load_coco_poses, sha256_file)
+                                load_coco_poses)
 from nk_train.skeleton import REPO_ROOT, load_skeleton
+from nk_train.utils import sha256_file
 
 DEFAULT_INPUT = 'data/syrip/annotations/train_labeled.json'
 DEFAULT_OUT = 'stats/skeleton_stats.json'

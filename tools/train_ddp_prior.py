@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     from nk_train.ddp_prior import (AugmentConfig, DenoiserConfig, NormalizationConfig,
                                     ScheduleConfig, TrainConfig, build_checkpoint,
-                                    load_coco_poses, save_checkpoint, sha256_of_file,
+                                    load_coco_poses, save_checkpoint, sha256_file,
                                     train_prior)
     from nk_train.skeleton import load_skeleton
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> Path:
     model, losses = train_prior(poses, skeleton.flip_indices, cfg,
                                 progress=not args.no_progress)
     ckpt = build_checkpoint(model, cfg, poses, skeleton.keypoint_names, skeleton.flip_indices,
-                            losses, sha256_of_file(ann_path))
+                            losses, sha256_file(ann_path))
     save_checkpoint(ckpt, out_path)
     first = sum(losses[:50]) / len(losses[:50])
     print(f'trained {cfg.steps} steps in {time.time() - start:.1f} s; loss {first:.4f} '

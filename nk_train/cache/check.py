@@ -14,9 +14,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..utils import sha256_file
 from .fingerprint import diff_inputs, fingerprint
 from .layout import (NORMAL_INT8_SCALE, ROW_ARRAYS, array_specs, data_sha256,
-                     open_split_arrays, sha256_bytes_file, shard_file_keys, shard_ranges,
+                     open_split_arrays, shard_file_keys, shard_ranges,
                      stray_partial_files)
 from .manifest import ManifestError, load_manifest, missing_shards
 
@@ -119,7 +120,7 @@ def _full_check_shard(split_dir: Path, arrays: dict, rec: dict, j: int, r0: int,
     problems = []
     for rel, digest in rec['files'].items():
         path = split_dir / rel
-        if path.is_file() and sha256_bytes_file(path) != digest:
+        if path.is_file() and sha256_file(path) != digest:
             problems.append(Problem(f'shard {j}', f'file {rel} differs from its recorded hash'))
     values: dict[str, list] = {name: [] for name in ROW_ARRAYS}
     readable = True

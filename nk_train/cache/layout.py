@@ -92,10 +92,6 @@ def shard_file_keys(arrays: Mapping[str, zarr.Array], shard: int) -> dict[str, s
     return keys
 
 
-def sha256_bytes_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def data_sha256(rows: Mapping[str, np.ndarray]) -> str:
     """Hash of decoded values (independent of codec versions): for each array in
     ``ROW_ARRAYS`` order, its name, little-endian dtype, shape and C-order bytes."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..data.seeded_aug import SeededAugConfig
+from ..utils import to_plain
 
 DEPTH_DTYPES = ('float16', 'float32')
 NORMAL_ENCODINGS = ('int8', 'float16', 'float32')
@@ -62,7 +63,7 @@ class GeoCacheSettings:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> 'GeoCacheSettings':
-        cfg = _plain(cfg)
+        cfg = to_plain(cfg)
         missing = [k for k in _REQUIRED if k not in cfg]
         unknown = sorted(set(cfg) - set(_REQUIRED) - set(_OPTIONAL))
         if missing or unknown:
@@ -129,10 +130,3 @@ class GeoCacheSettings:
         return cfg
 
 
-def _plain(obj: Any) -> Any:
-    """ConfigDict / tuples -> plain dicts and lists (JSON-able, comparable)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj

@@ -27,10 +27,11 @@ import torch
 from ..cmgc.geometric_teacher import GeometricTeacher, build_geometric_teacher, unit_vectors
 from ..data.seeded_aug import (bbox_center_scale, crop_region, region_affine, sample_geometry,
                                warp_crop)
+from ..utils import sha256_file
 from .fingerprint import canonical_json
 from .instances import Instance
 from .layout import (NORMAL_INT8_SCALE, data_sha256, encode_normal, open_split_arrays,
-                     sha256_bytes_file, shard_file_keys)
+                     shard_file_keys)
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def compute_shard(task: ShardTask) -> dict[str, Any]:
     if task.fault_exit:
         os._exit(17)  # testing only: a worker dying with its shard half written
     arrays['normal'][r0:r1] = stored['normal']
-    files = {rel: sha256_bytes_file(split_dir / rel)
+    files = {rel: sha256_file(split_dir / rel)
              for rel in shard_file_keys(arrays, task.shard).values()}
     stored_normal = stored['normal'].astype(np.float32)
     if task.normal_encoding == 'int8':

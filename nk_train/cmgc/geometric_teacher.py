@@ -20,7 +20,6 @@ Loaders (``build_geometric_teacher``):
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -29,6 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpose.registry import MODELS
 
+from ..utils import sha256_file, to_plain
+
 # Sapiens' preprocessing (its lite depth/normal demos): RGB, ImageNet-like mean/std in [0, 255].
 SAPIENS_MEAN = (123.5, 116.5, 103.5)
 SAPIENS_STD = (58.5, 57.0, 57.5)
@@ -36,15 +37,6 @@ SAPIENS_INPUT_SIZE = (1024, 768)  # (h, w)
 
 TEACHER_KINDS = ('torchscript', 'export', 'module', 'stand_in')
 _DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
-
-
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
-    """sha256 of a file's bytes (teacher checkpoints enter the cache fingerprint this way)."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(chunk_bytes):
-            h.update(block)
-    return h.hexdigest()
 
 
 class GeometricTeacher(nn.Module):
@@ -242,18 +234,9 @@ def teacher_description(cfg: Mapping[str, Any], hash_files: bool = True) -> dict
         digest = sha256_file(path) if hash_files and path.is_file() else None
         entry: dict[str, Any] = dict(sha256=digest)
         if kind == 'module':
-            entry['model'] = _plain(spec['model'])
+            entry['model'] = to_plain(spec['model'])
         desc[task] = entry
     return desc
-
-
-def _plain(obj: Any) -> Any:
-    """Config objects -> plain JSON-able python (ConfigDict, tuples)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def build_geometric_teacher(cfg: Mapping[str, Any], device: str | torch.device = 'cpu'

@@ -91,7 +91,7 @@ def check_coco_keypoints(ann_file: str | Path, img_dir: str | Path,
         if n > 1:
             add('error', f'ann {ann_id}', f'annotation id used {n} times')
     if 0 in ann_ids:
-        add('warning', f'ann 0', 'annotation id 0 means "unmatched" to COCOeval; '
+        add('warning', 'ann 0', 'annotation id 0 means "unmatched" to COCOeval; '
             'evaluation renumbers ids 1..N (InfantCocoMetric)')
 
     for ann in coco['annotations']:

@@ -10,12 +10,13 @@ from .prior import DENOISE_MODES, DDPPrior
 from .schedule import NoiseSchedule, ScheduleConfig
 from .training import (CHECKPOINT_FORMAT, AugmentConfig, PoseSet, TrainConfig,
                        build_checkpoint, build_networks, load_coco_poses, save_checkpoint,
-                       sha256_of_file, train_prior)
+                       train_prior)
+from ..utils import sha256_file
 
 __all__ = [
     'AugmentConfig', 'CHECKPOINT_FORMAT', 'DDPPrior', 'DENOISE_MODES', 'DenoiserConfig',
     'JointDenoiser', 'NoiseLevelEstimator', 'NoiseSchedule', 'NormalizationConfig',
     'PoseFrame', 'PoseSet', 'ScheduleConfig', 'TrainConfig',
     'build_checkpoint', 'build_networks', 'load_coco_poses', 'pose_frame', 'save_checkpoint',
-    'sha256_of_file', 'to_normalized', 'to_pixels', 'train_prior',
+    'sha256_file', 'to_normalized', 'to_pixels', 'train_prior',
 ]

@@ -16,7 +16,6 @@ clean val poses by 2.29% of the bbox size at a 35.2% error reduction for 10% noi
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -41,14 +40,6 @@ class PoseSet:
     annotation_ids: list[int]
     excluded_annotation_ids: list[int] = field(default_factory=list)
     source: str = ''
-
-
-def sha256_of_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_coco_poses(path: str | Path, num_keypoints: int,

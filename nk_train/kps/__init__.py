@@ -11,7 +11,8 @@ from .geometry import (fit_length_template, joint_angles_deg, limb_lengths, mask
 from .score import (KinematicPlausibilityScore, KPSResult, heatmap_peaks, score_conf,
                     score_len, score_rom)
 from .stats import (SCHEMA_VERSION, CocoPoses, SkeletonStats, compute_skeleton_stats,
-                    dumps_stats, load_coco_poses, load_skeleton_stats, sha256_file)
+                    dumps_stats, load_coco_poses, load_skeleton_stats)
+from ..utils import sha256_file
 
 MODELS.register_module(module=KinematicPlausibilityScore)
 

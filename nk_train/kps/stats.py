@@ -11,7 +11,6 @@ is annotated. A limb or angle is measured only when all of its keypoints are use
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -190,14 +189,6 @@ def compute_skeleton_stats(poses: CocoPoses, skeleton: Skeleton, source: dict,
 def dumps_stats(stats: dict) -> str:
     """Canonical text of a statistics document: sorted keys, fixed indent, final newline."""
     return json.dumps(stats, sort_keys=True, indent=1, allow_nan=False) + '\n'
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

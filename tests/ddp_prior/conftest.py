@@ -8,7 +8,7 @@ import torch
 
 from nk_train.ddp_prior import (AugmentConfig, DDPPrior, DenoiserConfig, TrainConfig,
                                 build_checkpoint, load_coco_poses, save_checkpoint,
-                                sha256_of_file, train_prior)
+                                sha256_file, train_prior)
 from nk_train.skeleton import load_skeleton
 
 
@@ -53,7 +53,7 @@ def tiny_checkpoint(tmp_path_factory, train_poses, train_ann, skeleton) -> tuple
     cfg = tiny_config()
     nets, losses = train_prior(train_poses, skeleton.flip_indices, cfg)
     ckpt = build_checkpoint(nets, cfg, train_poses, skeleton.keypoint_names,
-                            skeleton.flip_indices, losses, sha256_of_file(train_ann))
+                            skeleton.flip_indices, losses, sha256_file(train_ann))
     path = save_checkpoint(ckpt, tmp_path_factory.mktemp('ddp_prior') / 'tiny.pth')
     return ckpt, path
 
