@@ -129,7 +129,7 @@ def main() -> None:
     for name in args.stage1:
         step(f'5/6 Stage1 {name}')
         extra = ['--cfg-options', f'model.init_from={stage0_ckpt}',
-                 f'ddp_prior_checkpoint={prior}']
+                 f'model.ddp_prior.checkpoint={prior}']
         ap[name] = train_and_test(f'stage1_{name}', STAGE1_CFGS[name], work, extra)
         counts[name] = teacher_counts(work / f'stage1_{name}')
     step('6/6 summary')

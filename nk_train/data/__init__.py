@@ -5,3 +5,4 @@ from .views import CoarseDropout, ToBranch, WeakStrongViews, ssl_collate  # noqa
 from .seeded_aug import SeededTopdownAffine  # noqa: F401,E402  (weak view of the Stage1 configs)
 from .seeded_views import SeededViewDataset  # noqa: F401,E402
 from .geo_cache_transform import LoadGeoCacheMaps  # noqa: F401,E402
+from .geo_views import GeoTeacherCrop, PackGeoViewInputs  # noqa: F401,E402

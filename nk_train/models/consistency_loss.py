@@ -87,7 +87,10 @@ class HeatmapConsistencyLoss(nn.Module):
         self.sigma = float(sigma)
         self.kl_temperature = float(kl_temperature)
 
-    def forward(self, student_heatmaps: Tensor, teacher_heatmaps: Tensor) -> ConsistencyOutput:
+    def forward(self, student_heatmaps: Tensor, teacher_heatmaps: Tensor,
+                keep: Tensor | None = None) -> ConsistencyOutput:
+        """``keep`` (B x K bool) replaces the confidence filter: the Hybrid gate passes the
+        keypoints it gives to Teacher A."""
         if student_heatmaps.shape != teacher_heatmaps.shape or student_heatmaps.dim() != 4:
             raise ValueError('HeatmapConsistencyLoss: student and teacher heatmaps must both be '
                              f'(B, K, H, W) of one shape, got {tuple(student_heatmaps.shape)} '
@@ -96,7 +99,11 @@ class HeatmapConsistencyLoss(nn.Module):
         student = student_heatmaps.float()
         teacher = teacher_heatmaps.detach().float()
         confidence = heatmap_peak(teacher)
-        keep = confidence >= self.conf_thr
+        if keep is None:
+            keep = confidence >= self.conf_thr
+        elif keep.shape != confidence.shape:
+            raise ValueError(f'HeatmapConsistencyLoss: keep mask {tuple(keep.shape)} does not '
+                             f'match the (B, K) keypoints {tuple(confidence.shape)}')
         if self.target == 'hard':
             teacher = gaussian_at_peak(teacher, self.sigma)
         if self.mode == 'mse':

@@ -1,6 +1,8 @@
-"""Stage1 semi-supervised top-down estimator: a student and its EMA Teacher A.
+"""Stage1 semi-supervised top-down estimator: a student, its EMA Teacher A, and the NK-Sapiens
+terms on unlabeled crops.
 
-    L = L_sup + lambda_cons * L_cons
+    L = L_sup + lambda_cons L_cons + lambda_dev L_dev
+        + lambda_geo_depth L_geo_depth + lambda_geo_normal L_geo_normal
 
 * ``student``: a ``TopdownPoseEstimator`` built from the Stage0 model config; the only part
   the optimiser updates.
@@ -9,11 +11,32 @@
   student by ``TeacherEMAHook``.
 * L_sup: the student head's own loss on the labeled crops (branch ``sup``).
 * L_cons: the student on each strong view against the teacher on the weak view of the same
-  unlabeled crop, filtered by the teacher's confidence (``HeatmapConsistencyLoss``).
+  unlabeled crop (``HeatmapConsistencyLoss``). Without a gate the teacher's per-keypoint
+  confidence filters it; with ``gate`` (``HybridGate``) only the samples (or keypoints) the
+  gate gives to Teacher A enter, with Teacher A's hard pseudo-label (``target='hard'``: a
+  Gaussian of the codec's sigma re-rendered at the teacher's peak, what the codec encodes for
+  a keypoint at that pixel).
+* L_dev (``deviation_loss``): Teacher B, the ddp_prior's denoising of the student's own
+  strong-view keypoints, pulls those keypoints (gradient to the student only). Under gating it
+  applies to Teacher B's samples, otherwise to all unlabeled samples.
+* L_geo_depth / L_geo_normal (``CMGCLoss``): the student's strong-view keypoints against the
+  geometric teacher's depth/normal maps of the same view (the strong view has the weak view's
+  geometry, so the cached (id, k) row applies), read from the cache (``cmgc_source='cache'``)
+  or computed in the step (``'online'``). Each keypoint is weighted by Teacher A's confidence
+  in it (its heatmap peak, clamped to [0, 1]): where the teacher cannot place a keypoint the
+  student's is unreliable too, and a limb's weight is the product of its two ends.
 
-Later terms (L_dev, CMGC, hybrid gating) extend :meth:`unsup_losses`, where the teacher's
-weak-view heatmaps and the student's strong-view heatmaps are both at hand, and add their
-lambda names to ``train_cfg_keys``.
+Keypoints for L_dev and CMGC come from the local soft-argmax of the heatmaps
+(``soft_argmax``: window radius ``soft_argmax_radius``, inverse temperature
+``soft_argmax_beta`` on the peak-normalised heatmap; defaults 3 and 5 recover a Gaussian peak
+to 0.05 px), in heatmap pixels, which is also the map grid of the cache.
+
+Every lambda is in ``semi_train_cfg``; a lambda of 0 skips its term (and builds neither the
+prior nor the CMGC loss). Logged per iteration: ``num_use_teacherA`` (unlabeled samples whose
+L_cons used Teacher A: the gate's choice, or without a gate the samples with a keypoint past
+the confidence filter) and ``num_use_teacherB`` (samples whose L_dev used Teacher B), plus
+``gate_conf`` / ``gate_kps`` (batch means) under gating and ``dev_px`` (mean student-prior
+distance in heatmap pixels).
 
 Initialisation from Stage0: ``init_from=<Stage0 checkpoint>`` loads the plain
 ``TopdownPoseEstimator`` weights strictly into both student and teacher when training
@@ -35,10 +58,18 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmpose.registry import MODELS
 from torch import Tensor
 
+from ..data.geo_views import stack_geo_maps, stack_teacher_crops
 from ..data.views import STRONG_PREFIX, SUP, WEAK
-from .consistency_loss import ConsistencyOutput
+from .consistency_loss import ConsistencyOutput, heatmap_peak
+from .deviation_loss import PriorTeacher, deviation_loss
+from .gating import GateDecision
+from .soft_argmax import DEFAULT_BETA, DEFAULT_RADIUS, soft_argmax
 
 BRANCHES = ('student', 'teacher')
+CMGC_SOURCES = ('cache', 'online')
+TRAIN_DEFAULTS = dict(lambda_cons=1.0, lambda_dev=0.0, lambda_geo_depth=0.0,
+                      lambda_geo_normal=0.0, cmgc_source='cache',
+                      soft_argmax_radius=DEFAULT_RADIUS, soft_argmax_beta=DEFAULT_BETA)
 
 
 @dataclass
@@ -81,19 +112,27 @@ class SemiTopdownPoseEstimator(BaseModel):
     Args:
         pose_model: config of the ``TopdownPoseEstimator`` (the Stage0 ``model``).
         consistency_loss: config of the L_cons module (``HeatmapConsistencyLoss``).
-        semi_train_cfg: loss weights; ``lambda_cons`` (0 skips the teacher/strong forward).
+        semi_train_cfg: ``TRAIN_DEFAULTS`` keys: the lambdas (0 skips a term; all 0 skips the
+            teacher/strong forward), ``cmgc_source`` and the soft-argmax settings.
         semi_test_cfg: ``forward_on``: the branch used by validation/test/predict.
         data_preprocessor: defaults to ``SSLDataPreprocessor`` around the pose model's one.
         init_from: plain Stage0 (or Stage1) checkpoint loaded strictly at ``init_weights``.
+        gate: ``HybridGate`` config, or None (no gating).
+        ddp_prior: ``dict(checkpoint=PATH, denoise=dict(...))`` of Teacher B (used when
+            ``lambda_dev > 0``).
+        cmgc_loss: ``CMGCLoss`` config (used when a geo lambda is > 0).
+        geo_cache: the ``geo_cache`` dict; needed by ``cmgc_source='online'`` only.
     """
 
-    train_cfg_keys = frozenset({'lambda_cons'})
+    train_cfg_keys = frozenset(TRAIN_DEFAULTS)
     test_cfg_keys = frozenset({'forward_on'})
 
     def __init__(self, pose_model: dict, consistency_loss: dict = dict(
                  type='HeatmapConsistencyLoss'), semi_train_cfg: Optional[dict] = None,
                  semi_test_cfg: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
-                 init_from: Optional[str] = None, init_cfg: Optional[dict] = None) -> None:
+                 init_from: Optional[str] = None, init_cfg: Optional[dict] = None,
+                 gate: Optional[dict] = None, ddp_prior: Optional[dict] = None,
+                 cmgc_loss: Optional[dict] = None, geo_cache: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             if 'data_preprocessor' not in pose_model:
                 raise ValueError('SemiTopdownPoseEstimator: pose_model has no data_preprocessor '
@@ -106,8 +145,9 @@ class SemiTopdownPoseEstimator(BaseModel):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.consistency_loss = MODELS.build(consistency_loss)
-        self.semi_train_cfg = self._checked(semi_train_cfg, dict(lambda_cons=1.0),
+        self.semi_train_cfg = self._checked(semi_train_cfg, TRAIN_DEFAULTS,
                                             self.train_cfg_keys, 'semi_train_cfg')
+        self._build_unsup_terms(pose_model, gate, ddp_prior, cmgc_loss, geo_cache)
         self.semi_test_cfg = self._checked(semi_test_cfg, dict(forward_on='teacher'),
                                            self.test_cfg_keys, 'semi_test_cfg')
         if self.semi_test_cfg['forward_on'] not in BRANCHES:
@@ -124,9 +164,60 @@ class SemiTopdownPoseEstimator(BaseModel):
             raise ValueError(f'{name}: unknown keys {sorted(unknown)}; known: {sorted(allowed)}')
         return merged
 
+    def _build_unsup_terms(self, pose_model: dict, gate: Optional[dict],
+                           ddp_prior: Optional[dict], cmgc_loss: Optional[dict],
+                           geo_cache: Optional[dict]) -> None:
+        """Build only what a non-zero lambda needs (a checkpoint that is not used need not
+        exist). The prior and the online geometric teacher are plain attributes: frozen
+        external models, outside the state dict, the optimiser and the EMA."""
+        source = self.semi_train_cfg['cmgc_source']
+        if source not in CMGC_SOURCES:
+            raise ValueError(f'semi_train_cfg.cmgc_source must be one of {CMGC_SOURCES}, got '
+                             f'{source!r}')
+        self.gate = None if gate is None else MODELS.build(gate)
+        if self.gate is not None and getattr(self.consistency_loss, 'target', None) != 'hard':
+            raise ValueError('with a gate, Teacher A gives hard pseudo-labels: set '
+                             "consistency_loss.target='hard'")
+        prior = None
+        if self.lambda_dev > 0:
+            if not ddp_prior or 'checkpoint' not in ddp_prior:
+                raise ValueError('lambda_dev > 0 needs ddp_prior=dict(checkpoint=PATH, ...)')
+            prior = PriorTeacher(ddp_prior['checkpoint'], self.num_keypoints(pose_model),
+                                 ddp_prior.get('denoise'))
+        self.prior_teacher = prior
+        self.cmgc_loss = None
+        online = None
+        if self.cmgc_enabled:
+            if cmgc_loss is None:
+                raise ValueError('a geo lambda > 0 needs cmgc_loss=dict(type=\'CMGCLoss\', ...)')
+            self.cmgc_loss = MODELS.build(cmgc_loss)
+            if source == 'online':
+                if geo_cache is None:
+                    raise ValueError("cmgc_source='online' needs geo_cache=<the geo_cache dict>")
+                from .online_geo_teacher import OnlineGeoTeacher
+                online = OnlineGeoTeacher(geo_cache)
+        self.online_geo_teacher = online
+
+    @staticmethod
+    def num_keypoints(pose_model: dict) -> int:
+        return int(pose_model['head']['out_channels'])
+
     @property
     def lambda_cons(self) -> float:
         return float(self.semi_train_cfg['lambda_cons'])
+
+    @property
+    def lambda_dev(self) -> float:
+        return float(self.semi_train_cfg['lambda_dev'])
+
+    @property
+    def lambda_geo(self) -> tuple[float, float]:
+        return (float(self.semi_train_cfg['lambda_geo_depth']),
+                float(self.semi_train_cfg['lambda_geo_normal']))
+
+    @property
+    def cmgc_enabled(self) -> bool:
+        return any(v > 0 for v in self.lambda_geo)
 
     # ---- modes ----------------------------------------------------------------------------
     def train(self, mode: bool = True) -> 'SemiTopdownPoseEstimator':
@@ -175,22 +266,87 @@ class SemiTopdownPoseEstimator(BaseModel):
 
     def unsup_enabled(self) -> bool:
         """Whether any unlabeled term needs the teacher/strong forward passes."""
-        return self.lambda_cons > 0
+        return self.lambda_cons > 0 or self.lambda_dev > 0 or self.cmgc_enabled
+
+    def decode(self, heatmaps: Tensor) -> Tensor:
+        """Differentiable keypoints (B, K, 2) in heatmap pixels (local soft-argmax)."""
+        return soft_argmax(heatmaps, radius=int(self.semi_train_cfg['soft_argmax_radius']),
+                           beta=float(self.semi_train_cfg['soft_argmax_beta']))
+
+    def gate_decision(self, teacher_heatmaps: Tensor) -> GateDecision:
+        """The Hybrid gate on Teacher A's weak-view heatmaps and decoded keypoints."""
+        if self.gate is None:
+            raise RuntimeError('this model has no gate (model.gate=None)')
+        return self.gate(teacher_heatmaps, self.decode(teacher_heatmaps))
 
     def unsup_losses(self, batch: UnlabeledBatch, teacher_heatmaps: Tensor,
                      student_heatmaps: list[Tensor]) -> dict:
-        """Losses on the unlabeled crops; extend here (L_dev, CMGC, gating counts).
+        """L_cons, L_dev and CMGC on the unlabeled crops, and the Teacher A/B counts.
 
         ``teacher_heatmaps``: Teacher A on the weak views (B, K, H, W), no gradient.
         ``student_heatmaps``: the student on each strong view, same shape, with gradient.
         """
         losses: dict = {}
+        device = teacher_heatmaps.device
+        b, k = teacher_heatmaps.shape[:2]
+        teacher_a = teacher_b = None  # B x K bool: where each teacher's target applies
+        if self.gate is not None:
+            decision = self.gate_decision(teacher_heatmaps)
+            use_a = decision.use_teacher_a
+            teacher_a = use_a if use_a.dim() == 2 else use_a[:, None].expand(b, k)
+            teacher_b = ~teacher_a
+            losses['gate_conf'] = decision.conf.mean()
+            losses['gate_kps'] = decision.kps.mean()
+        num_a = num_b = 0
         if self.lambda_cons > 0:
-            outs: list[ConsistencyOutput] = [self.consistency_loss(s, teacher_heatmaps)
+            outs: list[ConsistencyOutput] = [self.consistency_loss(s, teacher_heatmaps,
+                                                                   keep=teacher_a)
                                              for s in student_heatmaps]
             losses['loss_cons'] = self.lambda_cons * sum(o.loss for o in outs) / len(outs)
             losses['cons_keep_ratio'] = outs[0].keep.float().mean()
             losses['cons_teacher_conf'] = outs[0].confidence.mean()
+            num_a = int(outs[0].keep.any(-1).sum())
+        coords = ([self.decode(s) for s in student_heatmaps]
+                  if self.lambda_dev > 0 or self.cmgc_enabled else [])
+        if self.lambda_dev > 0:
+            weights = (torch.ones(b, k, device=device) if teacher_b is None
+                       else teacher_b.float())
+            size = (teacher_heatmaps.shape[-1], teacher_heatmaps.shape[-2])
+            dev, dist = [], []
+            for y in coords:
+                y_hat = self.prior_teacher(y)
+                dev.append(deviation_loss(y, y_hat, weights, size))
+                dist.append(((y.detach() - y_hat).norm(dim=-1) * weights).sum()
+                            / weights.sum().clamp_min(1.0))
+            losses['loss_dev'] = self.lambda_dev * sum(dev) / len(dev)
+            losses['dev_px'] = sum(dist) / len(dist)
+            num_b = int((weights > 0).any(-1).sum())
+        if self.cmgc_enabled:
+            losses.update(self.cmgc_losses(batch, teacher_heatmaps, coords))
+        losses['num_use_teacherA'] = torch.tensor(float(num_a), device=device)
+        losses['num_use_teacherB'] = torch.tensor(float(num_b), device=device)
+        return losses
+
+    def geo_maps(self, batch: UnlabeledBatch, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Depth and normals of the weak views' (id, k) rows: cached or computed online."""
+        if self.semi_train_cfg['cmgc_source'] == 'cache':
+            return stack_geo_maps(batch.weak_samples, device)
+        return self.online_geo_teacher(stack_teacher_crops(batch.weak_samples, device))
+
+    def cmgc_losses(self, batch: UnlabeledBatch, teacher_heatmaps: Tensor,
+                    coords: list[Tensor]) -> dict:
+        """Lambda-weighted L_geo_depth / L_geo_normal averaged over the strong views."""
+        depth, normal = self.geo_maps(batch, teacher_heatmaps.device)
+        if depth.shape[-2:] != teacher_heatmaps.shape[-2:]:
+            raise ValueError(f'CMGC: geometric maps are {tuple(depth.shape[-2:])} (h, w) but the '
+                             f'heatmaps {tuple(teacher_heatmaps.shape[-2:])}: set '
+                             'geo_cache.map_size to the heatmap size')
+        weights = heatmap_peak(teacher_heatmaps.detach().float()).clamp(0, 1)
+        outs = [self.cmgc_loss(y, weights, depth, normal) for y in coords]
+        losses = {}
+        for name, lam in zip(('loss_geo_depth', 'loss_geo_normal'), self.lambda_geo):
+            if lam > 0:
+                losses[name] = lam * sum(o[name] for o in outs) / len(outs)
         return losses
 
     @staticmethod

@@ -1,7 +1,9 @@
 # Stage0: supervised heatmap training of Sapiens-0.3b (1024x768, UDP heatmaps) on the labeled
 # infant set. The Sapiens COCO recipe (layer-decay AdamW, linear warm-up, step decay, flip
 # test), iteration-based so Stage0 and Stage1 schedules compare directly.
-_base_ = ['../../_base_/default_runtime.py', './_base_/infant_data.py']
+# geo_cache.py (which inherits infant_data.py) is a base so that Stage1 configs, which inherit
+# this file, read the seeded-view settings from the one geo_cache dict.
+_base_ = ['../../_base_/default_runtime.py', './_base_/geo_cache.py']
 
 # ---- model size and input -------------------------------------------------------------
 model_name = 'sapiens_0.3b'

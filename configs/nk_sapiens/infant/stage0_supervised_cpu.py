@@ -65,3 +65,18 @@ val_dataloader = dict(
     batch_size=val_batch_size, num_workers=num_workers,
     dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
+
+# The CPU geometric cache (the overrides of ./_base_/geo_cache_cpu.py, restated because that
+# file cannot be a second base beside stage0_supervised.py; tests/stage1_full checks that the
+# two dicts are equal).
+geo_cache = dict(
+    root='cache/geo_cpu',
+    input_size=(192, 256),
+    map_size=(48, 64),
+    rows_per_shard=16,
+    batch_size=8,
+    prep_threads=1,
+    teacher=dict(_delete_=True, kind='stand_in', seed=0, width=16, num_layers=3,
+                 input_size=(256, 192), mean=(123.5, 116.5, 103.5), std=(58.5, 57.0, 57.5),
+                 bgr_to_rgb=True, dtype='float32'),
+)

@@ -23,14 +23,17 @@ ema_momentum = 0.999
 ema_warmup_iters = 0
 eval_branch = 'teacher'
 
-# The weak view is the seeded crop of the geometric cache, so a cached depth/normal row
-# matches the crop the teacher sees. These three values must equal those of
-# ./_base_/geo_cache.py (tests/stage1 checks it): it cannot be a second base here because
-# both files inherit infant_data.py.
-geo_num_seeds = 4
-geo_global_seed = 20261124
-geo_aug = dict(flip_prob=0.5, shift_factor=0.16, shift_prob=0.3, scale_factor=(0.75, 1.25),
-               scale_prob=1.0, rotate_factor=30.0, rotate_prob=0.6)
+# NK-Sapiens terms, all off in the baseline; the ablation configs switch them on.
+lambda_dev = 0.0  # L_dev: student keypoints vs the ddp_prior's denoising of them (Teacher B)
+lambda_geo_depth = 0.0  # CMGC limb rigidity against the cached depth
+lambda_geo_normal = 0.0  # CMGC limb/surface tangency against the cached normals
+cmgc_source = 'cache'  # 'online' runs the geometric teacher in the step (tests, benchmarks)
+ddp_prior_checkpoint = 'work_dirs/ddp_prior/ddp_prior.pth'  # tools/train_ddp_prior.py --out
+
+# The weak view is the seeded crop of the geometric cache (same seed, ranges, K and crop size,
+# read from the geo_cache dict that stage0_supervised.py inherits), so a cached depth/normal
+# row matches the crop the teacher sees.
+geo_cache = _base_.geo_cache
 
 # ---- model ------------------------------------------------------------------------------
 # The Stage0 model; its backbone's MAE init is superseded by the Stage0 checkpoint.
@@ -42,9 +45,15 @@ model = dict(
     pose_model=pose_model,
     consistency_loss=dict(type='HeatmapConsistencyLoss', mode=cons_mode, target=cons_target,
                           conf_thr=cons_conf_thr, sigma=_base_.sigma),
-    semi_train_cfg=dict(lambda_cons=lambda_cons),
+    semi_train_cfg=dict(lambda_cons=lambda_cons, lambda_dev=lambda_dev,
+                        lambda_geo_depth=lambda_geo_depth, lambda_geo_normal=lambda_geo_normal,
+                        cmgc_source=cmgc_source),
     semi_test_cfg=dict(forward_on=eval_branch),
     init_from=stage0_checkpoint,
+    gate=None,
+    ddp_prior=dict(checkpoint=ddp_prior_checkpoint, denoise=dict(mode='x0', noise_level='auto')),
+    cmgc_loss=dict(type='CMGCLoss', stats_file='stats/skeleton_stats.json'),
+    geo_cache=geo_cache,
 )
 optim_wrapper = dict(constructor='StudentLayerDecayOptimWrapperConstructor')
 custom_hooks = [
@@ -62,8 +71,8 @@ strong_pipeline = [
 unlabeled_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale'),
-    dict(type='SeededTopdownAffine', input_size=_base_.codec['input_size'], aug=geo_aug,
-         global_seed=geo_global_seed),
+    dict(type='SeededTopdownAffine', input_size=_base_.codec['input_size'], aug=geo_cache.aug,
+         global_seed=geo_cache.global_seed),
     dict(type='WeakStrongViews', num_strong_views=num_strong_views,
          strong_pipeline=strong_pipeline),
 ]
@@ -77,7 +86,7 @@ labeled_dataset = dict(
     pipeline=labeled_pipeline)
 unlabeled_dataset = dict(
     type='SeededViewDataset',
-    num_seeds=geo_num_seeds,
+    num_seeds=geo_cache.splits.unlabeled.num_seeds,
     dataset=dict(
         type='UnlabeledCocoDataset',
         data_root=_base_.data_root,

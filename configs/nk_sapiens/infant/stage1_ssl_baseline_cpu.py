@@ -38,6 +38,20 @@ custom_hooks = [
     dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=_base_.ema_warmup_iters),
 ]
 
+# The CPU geometric cache (the overrides of ./_base_/geo_cache_cpu.py, restated because that
+# file cannot be a second base here; tests/stage1_full checks that the dicts are equal).
+geo_cache = dict(
+    root='cache/geo_cpu',
+    input_size=(192, 256),
+    map_size=(48, 64),
+    rows_per_shard=16,
+    batch_size=8,
+    prep_threads=1,
+    teacher=dict(_delete_=True, kind='stand_in', seed=0, width=16, num_layers=3,
+                 input_size=(256, 192), mean=(123.5, 116.5, 103.5), std=(58.5, 57.0, 57.5),
+                 bgr_to_rgb=True, dtype='float32'),
+)
+
 codec = dict(type='UDPHeatmap', input_size=image_size, heatmap_size=heatmap_size, sigma=sigma)
 model = dict(
     pose_model=dict(
@@ -51,7 +65,8 @@ model = dict(
             conv_out_channels=head_channels,
             decoder=codec)),
     consistency_loss=dict(sigma=sigma),
-    init_from=stage0_checkpoint)
+    init_from=stage0_checkpoint,
+    geo_cache=geo_cache)
 
 train_pipeline = [
     dict(type='LoadImage'),
@@ -68,8 +83,8 @@ labeled_pipeline = [*train_pipeline, dict(type='ToBranch', branch='sup')]
 unlabeled_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale'),
-    dict(type='SeededTopdownAffine', input_size=codec['input_size'], aug=_base_.geo_aug,
-         global_seed=_base_.geo_global_seed),
+    dict(type='SeededTopdownAffine', input_size=codec['input_size'], aug=_base_.geo_cache.aug,
+         global_seed=_base_.geo_cache.global_seed),
     dict(type='WeakStrongViews', num_strong_views=_base_.num_strong_views,
          strong_pipeline=_base_.strong_pipeline),
 ]

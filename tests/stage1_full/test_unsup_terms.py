@@ -1,0 +1,109 @@
+"""Model-level checks of the unlabeled terms on a tiny CPU model (no data loading):
+L_dev's gradient reaches the student but not the prior, the gate's A/B split drives L_cons
+and L_dev, and under bf16 autocast L_dev and CMGC run in float32 and stay finite."""
+from __future__ import annotations
+
+import pytest
+import torch
+from full_helpers import ABLATIONS_CPU
+from mmengine.config import Config
+
+from nk_train.models.ssl_estimator import UnlabeledBatch
+
+
+@pytest.fixture(scope='module')
+def full_model(repo_root, prior_ckpt):
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import MODELS
+
+    init_default_scope('mmpose')
+    cfg = Config.fromfile(str(repo_root / ABLATIONS_CPU['full']))
+    cfg.model.init_from = None
+    cfg.model.ddp_prior.checkpoint = str(prior_ckpt)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model.to_dict())
+    model.init_weights()
+    return model
+
+
+def _batch(b=2, h=64, w=48, with_maps=True):
+    from mmpose.structures import PoseDataSample
+
+    torch.manual_seed(1)
+    samples = []
+    for i in range(b):
+        s = PoseDataSample()
+        meta = dict(nk_sample_id=i, geo_seed_k=0)
+        if with_maps:
+            meta.update(geo_depth=(1.0 + torch.rand(1, h, w)).numpy(),
+                        geo_normal=torch.nn.functional.normalize(
+                            torch.randn(3, h, w), dim=0).numpy())
+        s.set_metainfo(meta)
+        samples.append(s)
+    x = torch.rand(b, 3, 256, 192)
+    return UnlabeledBatch(x, samples, [x.clone()], [samples])
+
+
+def _peaks(b, k, h, w, peak):
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
+                            torch.arange(w, dtype=torch.float32), indexing='ij')
+    g = torch.exp(-((xs - 20.0) ** 2 + (ys - 30.0) ** 2) / 8.0)
+    return peak[:, None, None, None] * g.expand(b, k, h, w).clone()
+
+
+def test_dev_gradient_reaches_the_student_not_the_prior(full_model):
+    batch = _batch()
+    student = full_model.heatmaps(full_model.student, batch.strong_inputs[0])
+    teacher = torch.zeros_like(student)  # unsure teacher: every sample goes to Teacher B
+    losses = full_model.unsup_losses(batch, teacher, [student])
+    assert losses['num_use_teacherB'] == 2 and losses['num_use_teacherA'] == 0
+    full_model.student.zero_grad()
+    losses['loss_dev'].backward()
+    grads = [p.grad for p in full_model.student.parameters() if p.grad is not None]
+    assert grads and sum(g.abs().sum() for g in grads) > 0
+    prior = full_model.prior_teacher.prior
+    assert all(not p.requires_grad and p.grad is None for p in prior.parameters())
+    assert 'prior' not in ''.join(full_model.state_dict())  # not saved in Stage1 checkpoints
+
+
+def test_gate_split_drives_cons_and_dev(full_model):
+    """Hand-made teacher heatmaps: sample 0 confident, sample 1 unsure; a KPS threshold of 0
+    makes confidence decide, so sample 0 -> Teacher A (L_cons), sample 1 -> Teacher B."""
+    gate = full_model.gate
+    old = gate.thr_kps
+    gate.thr_kps = 0.0
+    try:
+        batch = _batch()
+        k = full_model.student.head.out_channels
+        teacher = _peaks(2, k, 64, 48, torch.tensor([0.9, 0.2]))
+        student = torch.rand_like(teacher, requires_grad=True)
+        losses = full_model.unsup_losses(batch, teacher, [student])
+    finally:
+        gate.thr_kps = old
+    assert losses['num_use_teacherA'] == 1 and losses['num_use_teacherB'] == 1
+    assert losses['cons_keep_ratio'] == pytest.approx(0.5)
+    # L_cons only sees sample 0, L_dev only sample 1
+    g_cons, = torch.autograd.grad(losses['loss_cons'], student, retain_graph=True)
+    g_dev, = torch.autograd.grad(losses['loss_dev'], student, retain_graph=True)
+    assert g_cons[0].abs().sum() > 0 and g_cons[1].abs().sum() == 0
+    assert g_dev[1].abs().sum() > 0 and g_dev[0].abs().sum() == 0
+
+
+def test_dev_and_cmgc_are_float32_and_finite_under_bf16_autocast(full_model):
+    batch = _batch()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        student = full_model.heatmaps(full_model.student, batch.strong_inputs[0])
+        assert student.dtype == torch.bfloat16  # autocast is really on
+        teacher = full_model.heatmaps(full_model.teacher, batch.weak_inputs).detach()
+        losses = full_model.unsup_losses(batch, teacher, [student])
+    for key in ('loss_dev', 'loss_geo_depth', 'loss_geo_normal'):
+        assert losses[key].dtype == torch.float32, key
+        assert torch.isfinite(losses[key]), key
+    (losses['loss_dev'] + losses['loss_geo_depth'] + losses['loss_geo_normal']).backward()
+
+
+def test_missing_maps_name_the_sample(full_model):
+    batch = _batch(with_maps=False)
+    student = torch.rand(2, full_model.student.head.out_channels, 64, 48)
+    with pytest.raises(KeyError, match='sample 0 view 0.*LoadGeoCacheMaps'):
+        full_model.unsup_losses(batch, torch.zeros_like(student), [student])
