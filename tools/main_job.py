@@ -96,12 +96,16 @@ def train_and_test(name: str, cfg: str, work: Path, extra: list[str]) -> float:
     return float(found[-1])
 
 
-def teacher_counts(wd: Path) -> tuple[int, int] | None:
+def teacher_counts(wd: Path) -> dict | None:
+    """Teacher A / B unlabeled samples summed over the iterations the logger recorded."""
     rows = [json.loads(x) for f in sorted(wd.glob('*/vis_data/scalars.json'))
             for x in f.read_text().splitlines()]
-    a = [r['num_use_teacherA'] for r in rows if 'num_use_teacherA' in r]
-    b = [r['num_use_teacherB'] for r in rows if 'num_use_teacherB' in r]
-    return (int(sum(a)), int(sum(b))) if a else None
+    rows = [r for r in rows if 'num_use_teacherA' in r]
+    if not rows:
+        return None
+    return dict(teacherA=int(sum(r['num_use_teacherA'] for r in rows)),
+                teacherB=int(sum(r['num_use_teacherB'] for r in rows)),
+                logged_iterations=len(rows))
 
 
 def main() -> None:
@@ -138,7 +142,9 @@ def main() -> None:
     for name, value in ap.items():
         print(f'  AP on Test100, {name:9s}: {value:.4f}')
     for name, c in counts.items():
-        print(f'  Teacher A / B samples, {name}: {c if c else "no gating in this config"}')
+        print(f'  Teacher A / B samples, {name}: ' + (
+            f'{c["teacherA"]} / {c["teacherB"]} over {c["logged_iterations"]} logged iterations'
+            if c else 'not logged by this config'))
     print(f'  geometric cache: {summary["cache_size_mb"]} MB, check: {summary["cache_check"]}')
     print(f'  written: {work / "summary.json"}')
 
