@@ -4,7 +4,7 @@
 
 1. Precompute throughput (crops/s) and the share of task wall time outside the teacher
    forward (decode, crop, resample, write), with a stand-in teacher whose cost per crop is set
-   in proportion to a real one (see ``teacher_cost_target``). Goal: <= 15 %.
+   in proportion to the real one on a GPU (see ``teacher_cost_target``). Goal: <= 15 %.
 2. Speed-up from 1 to 2 dask workers (task wall time, cluster start-up excluded).
 3. Storage: bytes per row for each depth dtype / normal encoding at the CPU map grid (48 x 64)
    and the full-size heatmap grid (192 x 256), against raw float32, with the decoding error.
@@ -33,10 +33,12 @@ CONFIG = 'configs/nk_sapiens/infant/_base_/geo_cache_cpu.py'
 K = 4
 TEACHER_HW = (1024, 768)  # the real Sapiens input: what the decode + warp cost is measured at
 
-# The real teacher's cost per crop on a GPU node (an estimate, stated so it can be replaced
-# by a measurement): Sapiens-0.3B is 1.242 T multiply-adds per 1024 x 768 image (Sapiens
-# paper, Table 1, fvcore counts); depth + normal = 2 models x 2 FLOPs per MAC. At an effective
-# 400 TFLOP/s (H100, bf16, ~40 % of the 989 TFLOP/s dense peak) that is ~12 ms per crop.
+# The real teacher's cost per crop on a GPU node: measured by benchmarks/sapiens_gpu_step.py
+# (Sapiens-0.3b depth + normal forward, bf16, batch 8, 1024 x 768, one H100) when its results
+# file is there; otherwise estimated: Sapiens-0.3B is 1.242 T multiply-adds per 1024 x 768
+# image (Sapiens paper, Table 1, fvcore counts); depth + normal = 2 models x 2 FLOPs per MAC at
+# an effective 400 TFLOP/s (H100, bf16, ~40 % of the 989 TFLOP/s dense peak): ~12 ms.
+GPU_MEASUREMENT = REPO_ROOT / 'benchmarks/results/sapiens_gpu_step.json'
 SAPIENS_03B_MACS = 1.242e12
 GPU_EFFECTIVE_FLOPS = 400e12
 NODE_PREP_THREADS = 4  # geo_cache.py prep_threads: CPU cores decoding per GPU worker
@@ -65,9 +67,14 @@ def teacher_cost_target(prep_ms_per_crop: float) -> dict:
     ratio here. On the node, NODE_PREP_THREADS cores prepare crops for one GPU, so one crop
     of preparation takes prep / NODE_PREP_THREADS of wall time; here one core prepares while
     the other runs the teacher. Assumes a node core decodes/warps as fast as a core here."""
-    gpu_ms = 2 * 2 * SAPIENS_03B_MACS / GPU_EFFECTIVE_FLOPS * 1e3
+    if GPU_MEASUREMENT.is_file():
+        gpu_ms = json.loads(GPU_MEASUREMENT.read_text())['geo_teachers_forward_ms_per_crop']
+        source = f'measured ({GPU_MEASUREMENT.relative_to(REPO_ROOT)})'
+    else:
+        gpu_ms = 2 * 2 * SAPIENS_03B_MACS / GPU_EFFECTIVE_FLOPS * 1e3
+        source = 'estimated from FLOPs'
     ratio = gpu_ms / (prep_ms_per_crop / NODE_PREP_THREADS)
-    return dict(real_teacher_gpu_ms_per_crop_estimate=gpu_ms,
+    return dict(real_teacher_gpu_ms_per_crop=gpu_ms, real_teacher_cost_source=source,
                 node_prep_threads=NODE_PREP_THREADS,
                 teacher_to_prep_wall_ratio=ratio,
                 stand_in_target_ms_per_crop=ratio * prep_ms_per_crop)
@@ -232,8 +239,8 @@ def main() -> int:
           f'{prep["warp_ms_per_crop"]:.1f} ms/crop -> {prep["prep_ms_per_crop"]:.1f} ms per crop '
           f'with K={K}')
     target = teacher_cost_target(prep['prep_ms_per_crop'])
-    print(f'  real teacher estimate {target["real_teacher_gpu_ms_per_crop_estimate"]:.1f} ms/crop '
-          f'on the GPU; teacher : prep wall ratio {target["teacher_to_prep_wall_ratio"]:.2f} -> '
+    print(f'  real teacher {target["real_teacher_gpu_ms_per_crop"]:.1f} ms/crop on the GPU '
+          f'({target["real_teacher_cost_source"]}); teacher : prep wall ratio {target["teacher_to_prep_wall_ratio"]:.2f} -> '
           f'stand-in target {target["stand_in_target_ms_per_crop"]:.1f} ms/crop')
     stand_in = calibrate_stand_in(target['stand_in_target_ms_per_crop'])
     print(f'  chosen stand-in: width {stand_in["width"]}, {stand_in["num_layers"]} layers '

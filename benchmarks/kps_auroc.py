@@ -1,6 +1,7 @@
 """How well the KPS separates real infant poses from corrupted copies of them.
 
     python benchmarks/kps_auroc.py [--stats stats/skeleton_stats.json] [--copies 10] [--seed 0]
+        [--prior work_dirs/ddp_prior/ddp_prior.pth]
 
 Real poses: the ground truth of data/syrip/annotations/val_test100.json (not used by the
 statistics, which come from train_labeled). Each corruption makes ``--copies`` seeded copies
@@ -16,10 +17,11 @@ of every pose:
 * stretch_joint_1.5: the same, but only the limb's endpoint moves (its other limbs change);
 * random: every labeled keypoint uniform in the GT bbox.
 
-Prints AUROC (real = positive) for the length term, the ROM term and their equal-weight
-combination (confidence is undefined for ground truth), then where the adult poses of
-data/coco_mini/test_coco.json fall under the infant statistics. Writes
-benchmarks/results/kps_auroc.json.
+Prints AUROC (real = positive) for the length, ROM and ddp_prior terms and the equal-weight
+combinations len+rom and len+prior (confidence is undefined for ground truth), then where
+the adult poses of data/coco_mini/test_coco.json fall under the infant statistics (len+prior).
+The prior term needs a ddp_prior checkpoint (``tools/train_ddp_prior.py``; trained on
+train_labeled only). Writes benchmarks/results/kps_auroc.json.
 """
 from __future__ import annotations
 
@@ -38,7 +40,9 @@ from nk_train.skeleton import Skeleton, load_skeleton
 
 VAL_ANN = 'data/syrip/annotations/val_test100.json'
 ADULT_ANN = 'data/coco_mini/test_coco.json'
-VARIANTS = dict(len=dict(len=1.0), rom=dict(rom=1.0), combined=dict(len=1.0, rom=1.0))
+VARIANTS = dict(len=dict(len=1.0), rom=dict(rom=1.0), prior=dict(prior=1.0),
+                len_rom=dict(len=1.0, rom=1.0), len_prior=dict(len=1.0, prior=1.0))
+COMBINED = 'len_prior'  # the variant the adult comparison reports
 GROSS = ('displace_25', 'stretch_limb_1.5', 'stretch_joint_1.5', 'random')
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -124,6 +128,29 @@ def score(kps: dict[str, KinematicPlausibilityScore], xy: np.ndarray,
             for name, m in kps.items()}
 
 
+def left_right_ratios(coords: np.ndarray, vis: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """Per pose, the largest length ratio between a body limb (face edges excluded) and its
+    mirror limb, both labeled: how far apart two limbs of the same true length already are in
+    real 2D poses."""
+    face = [i for i, n in enumerate(skeleton.keypoint_names)
+            if any(part in n for part in ('nose', 'eye', 'ear'))]
+    edges = [tuple(e) for e in skeleton.edges if not set(e) & set(face)]
+    flip = skeleton.flip_indices
+    pairs = {tuple(sorted((e, edges.index(m)))) for e in range(len(edges))
+             for m in [(flip[edges[e][0]], flip[edges[e][1]]), (flip[edges[e][1]],
+                                                                flip[edges[e][0]])]
+             if m in edges and edges.index(m) != e}
+    worst = np.ones(len(coords))
+    for a, b in pairs:
+        (i, j), (k, m) = edges[a], edges[b]
+        ok = (vis[:, [i, j, k, m]] > 0).all(1)
+        la = np.linalg.norm(coords[:, i] - coords[:, j], axis=1)
+        lb = np.linalg.norm(coords[:, k] - coords[:, m], axis=1)
+        ratio = np.maximum(la, lb) / np.maximum(np.minimum(la, lb), 1e-6)
+        worst = np.where(ok, np.maximum(worst, ratio), worst)
+    return worst
+
+
 def distribution(x: np.ndarray) -> dict[str, float]:
     return {f'q{int(q * 100):02d}': round(float(np.quantile(x, q)), 4) for q in QUANTILES}
 
@@ -133,13 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--stats', default='stats/skeleton_stats.json')
     parser.add_argument('--copies', type=int, default=10, help='corrupted copies per pose')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--prior', default='work_dirs/ddp_prior/ddp_prior.pth')
     parser.add_argument('--out', default='benchmarks/results/kps_auroc.json')
     args = parser.parse_args(argv)
+    prior = dict(checkpoint=args.prior)
 
     skeleton = load_skeleton()
-    kps = {name: KinematicPlausibilityScore(args.stats, weights=w).eval()
+    kps = {name: KinematicPlausibilityScore(args.stats, weights=w, prior=prior).eval()
            for name, w in VARIANTS.items()}
-    module = kps['combined']
+    module = kps[COMBINED]
     val = load_coco_poses(VAL_ANN, skeleton.num_keypoints)
     real = score(kps, val.coords, val.visibility)
 
@@ -156,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f'min over gross corruptions {GROSS}: ' +
           ', '.join(f'{var} {x:.3f}' for var, x in gross_min.items()))
 
+    ratios = left_right_ratios(val.coords, val.visibility, skeleton)
+    natural = dict(worst_left_right_limb_ratio=distribution(ratios),
+                   share_of_poses_with_a_pair_ratio_ge_1_5=round(float((ratios >= 1.5).mean()), 4))
+    print(f'real poses: largest left/right limb length ratio {natural["worst_left_right_limb_ratio"]}'
+          f'; {natural["share_of_poses_with_a_pair_ratio_ge_1_5"]:.0%} already have a mirror pair '
+          'differing by >= 1.5x (foreshortening), so a x1.5 stretch is within natural 2D variation')
+
     adult = load_coco_poses(ADULT_ANN, skeleton.num_keypoints)
     adult_scores = score(kps, adult.coords, adult.visibility)
     adult_res = dict(
@@ -163,14 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         labeled_keypoints_median=float(np.median((adult.visibility > 0).sum(1))),
         auroc_infant_vs_adult={var: round(auroc(real[var], adult_scores[var]), 4)
                                for var in VARIANTS},
-        infant_val=dict(distribution(real['combined'])),
-        adult=dict(distribution(adult_scores['combined'])),
-        adult_scores_combined=[round(float(x), 4) for x in adult_scores['combined']],
-        adult_below_infant_q05=int((adult_scores['combined']
-                                    < np.quantile(real['combined'], 0.05)).sum()))
+        infant_val=dict(distribution(real[COMBINED])),
+        adult=dict(distribution(adult_scores[COMBINED])),
+        adult_scores=[round(float(x), 4) for x in adult_scores[COMBINED]],
+        adult_below_infant_q05=int((adult_scores[COMBINED]
+                                    < np.quantile(real[COMBINED], 0.05)).sum()))
     print(f'\nadult poses ({ADULT_ANN}, {adult_res["instances"]} instances with keypoints, '
           f'median {adult_res["labeled_keypoints_median"]:.0f} labeled keypoints) under the '
-          f'infant statistics, combined KPS:')
+          f'infant statistics, KPS {COMBINED}:')
     print(f'  infant val_test100: {adult_res["infant_val"]}')
     print(f'  adult coco_mini   : {adult_res["adult"]}')
     print(f'  adults below the infant 5% quantile: {adult_res["adult_below_infant_q05"]} of '
@@ -181,9 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         stats_file=args.stats, val_ann=VAL_ANN, adult_ann=ADULT_ANN, seed=args.seed,
         copies=args.copies, real_poses=len(val.coords),
         kps_config=dict(weights=VARIANTS, rom_quantiles=list(module.rom_quantiles),
-                        rom_margin_deg=module.rom_margin_deg,
+                        rom_margin_deg=module.rom_margin_deg, prior=args.prior,
+                        prior_tau=module.prior_tau,
                         empty_score=module.empty_score),
         auroc=results, gross_corruptions=list(GROSS), gross_min_auroc=gross_min,
+        natural_variation=natural,
         goal='AUROC >= 0.95 on the gross corruptions',
         real_kps_distribution={var: distribution(real[var]) for var in VARIANTS},
         adult=adult_res,

@@ -1,6 +1,7 @@
 """How good are the pseudo-labels the Hybrid gate picks? A diagnostic, never a training input.
 
     python tools/gating_report.py CONFIG --checkpoint CKPT [--indices I ...] [--json OUT]
+        [--cfg-options model.ddp_prior.checkpoint=PATH ...]
 
 On the identity view (k = 0) of the unlabeled pool, Teacher A (the checkpoint's EMA teacher)
 labels each crop and the config's gate accepts or rejects it; Teacher B is the ddp_prior's
@@ -24,7 +25,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
@@ -39,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--indices', type=int, nargs='+', help='unlabeled instance positions')
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--json', help='also write the numbers here')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                   help='config overrides, e.g. model.ddp_prior.checkpoint=PATH')
     return p.parse_args(argv)
 
 
@@ -74,6 +77,7 @@ def main(argv=None) -> int:
 
     init_default_scope('mmpose')
     cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
     if cfg.model.get('gate') is None or cfg.model.semi_train_cfg.get('lambda_dev', 0) <= 0:
         raise SystemExit(f'{args.config}: needs a gate and lambda_dev > 0 (e.g. the full config)')
     cfg.model.init_from = None

@@ -1,19 +1,27 @@
 """The main job on the SyRIP sample: the whole NK-Sapiens pipeline with the CPU-size configs.
 
-    .venv/bin/python tools/main_job.py [--work-dir work_dirs/main_job] [--stage1 baseline full]
+    .venv/bin/python tools/main_job.py [--work-dir work_dirs/main_job]
+        [--stage1 baseline full] [--record docs/nk_sapiens/RESULTS.md]
 
 Steps (each skipped when its result is already there, so a re-run resumes):
  1. skeleton statistics: check that stats/skeleton_stats.json matches the labeled file;
  2. ddp_prior: train the diffusion prior on the labeled poses;
  3. geometric cache: precompute the unlabeled split with the STAND-IN teacher, then check it;
  4. Stage0: supervised training, then COCO AP on Test100;
- 5. Stage1 (baseline, full): semi-supervised training from the Stage0 checkpoint, then AP;
- 6. summary: AP per stage, Teacher A/B counts, cache size and check status.
+ 5. Stage1 (``--stage1``: any of baseline, ddp, cmgc, ddp_cmgc, full): semi-supervised
+    training from the same Stage0 checkpoint with the same seed, then AP; for ``full`` also
+    the gating report (pseudo-label accuracy against the diagnostic labels);
+ 6. summary: AP per stage, Teacher A/B counts, cache size and check status, written to
+    ``summary.json``; ``--record FILE`` also writes it as a markdown results table (the
+    recorded CPU experiment in docs/nk_sapiens/RESULTS.md comes from this).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
+import platform
 import re
 import subprocess
 import sys
@@ -25,8 +33,13 @@ CFG = 'configs/nk_sapiens/infant'
 GEO_CFG = f'{CFG}/_base_/geo_cache_cpu.py'
 STAGE0_CFG = f'{CFG}/stage0_supervised_cpu.py'
 STAGE1_CFGS = {'baseline': f'{CFG}/stage1_ssl_baseline_cpu.py',
+               'ddp': f'{CFG}/stage1_ablation_ddp_cpu.py',
+               'cmgc': f'{CFG}/stage1_ablation_cmgc_cpu.py',
+               'ddp_cmgc': f'{CFG}/stage1_ablation_ddp_cmgc_cpu.py',
                'full': f'{CFG}/stage1_ssl_full_cpu.py'}
-AP = re.compile(r'coco/AP: (-?\d+\.\d+)')
+# COCO metrics read from tools/test.py's log: summary key -> name in the log.
+REFUSED = 3  # precompute/geo_cache.py: the cache was built from other settings
+METRICS = {'AP': 'coco/AP', 'AP50': 'coco/AP .5', 'AP75': 'coco/AP .75', 'AR': 'coco/AR'}
 
 
 def step(title: str) -> None:
@@ -75,13 +88,35 @@ def ensure_prior(work: Path) -> Path:
 def ensure_cache() -> str:
     check = ['tools/check_cache.py', '--config', GEO_CFG, '--split', 'unlabeled']
     if subprocess.run([sys.executable, *check], cwd=ROOT, capture_output=True).returncode != 0:
-        exists = (ROOT / 'cache/geo_cpu/unlabeled/manifest.json').is_file()
-        run('precompute/geo_cache.py', '--split', 'unlabeled', '--config', GEO_CFG,
-            '--no-progress', *(['--resume'] if exists else []))
+        build = ['precompute/geo_cache.py', '--split', 'unlabeled', '--config', GEO_CFG,
+                 '--no-progress']
+        if not (ROOT / 'cache/geo_cpu/unlabeled/manifest.json').is_file():
+            run(*build)
+        else:
+            print('$', *build, '--resume', flush=True)
+            code = subprocess.run([sys.executable, *build, '--resume'], cwd=ROOT).returncode
+            if code == REFUSED:
+                # built from other settings (e.g. an edited CPU config): this cache holds only
+                # the stand-in teacher's maps, derived from the config alone, so rebuild it
+                print('   the CPU cache is stale (see above): rebuilding it', flush=True)
+                run(*build, '--overwrite')
+            elif code != 0:
+                raise SystemExit(f'main_job: step failed: {" ".join(build)} --resume')
     return run(*check, '--full').strip().splitlines()[-1]
 
 
-def train_and_test(name: str, cfg: str, work: Path, extra: list[str]) -> float:
+def coco_metrics(log: str, source: Path) -> dict[str, float]:
+    """The last value of each ``METRICS`` entry in a test log."""
+    found = {}
+    for key, name in METRICS.items():
+        values = re.findall(re.escape(name) + r': (-?\d+\.\d+)', log)
+        if not values:
+            raise SystemExit(f'main_job: no {name} in {source}')
+        found[key] = float(values[-1])
+    return found
+
+
+def train_and_test(name: str, cfg: str, work: Path, extra: list[str]) -> dict[str, float]:
     wd = work / name
     if not (wd / 'done').is_file():  # written once training finished
         resume = ['--resume'] if (wd / 'last_checkpoint').is_file() else []
@@ -90,10 +125,63 @@ def train_and_test(name: str, cfg: str, work: Path, extra: list[str]) -> float:
     ckpt = (wd / 'last_checkpoint').read_text().strip()
     out = run('tools/test.py', cfg, '--checkpoint', ckpt, '--work-dir', str(wd / 'test'),
               *extra, log=wd / 'test.log')
-    found = AP.findall(out)
-    if not found:
-        raise SystemExit(f'main_job: no COCO AP in {wd / "test.log"}')
-    return float(found[-1])
+    return coco_metrics(out, wd / 'test.log')
+
+
+def gating_report(cfg: str, work: Path, extra: list[str]) -> dict:
+    """Teacher A accepted / rejected and Teacher B pseudo-label accuracy (diagnostic labels)."""
+    wd = work / 'stage1_full'
+    out = wd / 'gating_report.json'
+    ckpt = (wd / 'last_checkpoint').read_text().strip()
+    run('tools/gating_report.py', cfg, '--checkpoint', ckpt, '--json', str(out), *extra)
+    return json.loads(out.read_text())['groups']
+
+
+def iterations(cfg: str) -> int:
+    from mmengine.config import Config
+    return int(Config.fromfile(str(ROOT / cfg)).train_cfg.max_iters)
+
+
+def record(path: Path, summary: dict, argv: list[str]) -> None:
+    """The summary as a markdown results table (the file is generated: do not edit)."""
+    ap = summary['ap_test100']
+    counts = summary['teacher_a_b_counts']
+    names = {'stage0': 'Stage0 (supervised)', 'baseline': 'Baseline (L_sup + L_cons)',
+             'ddp': '+DDP (L_dev)', 'cmgc': '+CMGC', 'ddp_cmgc': '+DDP+CMGC',
+             'full': 'Full (gating + L_dev + CMGC)'}
+    cfgs = {'stage0': STAGE0_CFG, **STAGE1_CFGS}
+    lines = [
+        '# NK-Sapiens — recorded CPU experiment (SyRIP sample)',
+        '',
+        f'Generated by `{" ".join(["python tools/main_job.py", *argv])}` on '
+        f'{summary["date"]}; re-run it to regenerate this file (do not edit by hand).',
+        f'Machine: {summary["machine"]}. Seed 0 for every run; every Stage1 run starts from the '
+        'same Stage0 checkpoint.',
+        '',
+        'Test set: SyRIP Test100 (`val_test100.json`), COCO keypoint metrics with area = bbox '
+        'w x h. Stage1 numbers are its EMA teacher (`semi_test_cfg.forward_on=teacher`).',
+        '',
+        '| method | config | iterations | AP | AP50 | AP75 | AR | Teacher A / B samples |',
+        '|---|---|---|---|---|---|---|---|',
+    ]
+    for name, m in ap.items():
+        c = counts.get(name)
+        ab = (f'{c["teacherA"]} / {c["teacherB"]} ({c["logged_iterations"]} logged it.)'
+              if c else '—')
+        lines.append(f'| {names[name]} | `{Path(cfgs[name]).name}` | '
+                     f'{summary["iterations"][name]} | {m["AP"]:.4f} | {m["AP50"]:.4f} | '
+                     f'{m["AP75"]:.4f} | {m["AR"]:.4f} | {ab} |')
+    gating = summary.get('gating_report')
+    if gating:
+        lines += ['', 'Gating report of the full run (unlabeled pool, identity view, against the '
+                  'diagnostic labels, never used in training; `tools/gating_report.py`):', '',
+                  '| group | n | PCK@0.1 | OKS |', '|---|---|---|---|']
+        lines += [f'| {g} | {v["n"]} | {v["pck"]:.3f} | {v["oks"]:.3f} |'
+                  for g, v in gating.items()]
+    lines += ['', f'Geometric cache: {summary["cache_size_mb"]} MB, check: '
+              f'{summary["cache_check"]}.', '']
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('\n'.join(lines))
 
 
 def teacher_counts(wd: Path) -> dict | None:
@@ -111,8 +199,9 @@ def teacher_counts(wd: Path) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/main_job')
-    parser.add_argument('--stage1', nargs='*', default=list(STAGE1_CFGS),
+    parser.add_argument('--stage1', nargs='*', default=['baseline', 'full'],
                         choices=list(STAGE1_CFGS))
+    parser.add_argument('--record', type=Path, help='also write the results as markdown here')
     args = parser.parse_args()
     work = (ROOT / args.work_dir).resolve()
     summary = {}
@@ -136,17 +225,27 @@ def main() -> None:
                  f'model.ddp_prior.checkpoint={prior}']
         ap[name] = train_and_test(f'stage1_{name}', STAGE1_CFGS[name], work, extra)
         counts[name] = teacher_counts(work / f'stage1_{name}')
+        if name == 'full':
+            summary['gating_report'] = gating_report(STAGE1_CFGS[name], work, extra)
     step('6/6 summary')
-    summary.update(ap_test100=ap, teacher_a_b_counts=counts)
+    summary.update(
+        ap_test100=ap, teacher_a_b_counts=counts,
+        iterations={'stage0': iterations(STAGE0_CFG),
+                    **{n: iterations(STAGE1_CFGS[n]) for n in args.stage1}},
+        date=datetime.date.today().isoformat(),
+        machine=f'{os.cpu_count()} CPU cores, Python {platform.python_version()}')
     (work / 'summary.json').write_text(json.dumps(summary, indent=2))
-    for name, value in ap.items():
-        print(f'  AP on Test100, {name:9s}: {value:.4f}')
+    for name, m in ap.items():
+        print(f'  Test100, {name:9s}: AP {m["AP"]:.4f}  AP50 {m["AP50"]:.4f}  AR {m["AR"]:.4f}')
     for name, c in counts.items():
         print(f'  Teacher A / B samples, {name}: ' + (
             f'{c["teacherA"]} / {c["teacherB"]} over {c["logged_iterations"]} logged iterations'
             if c else 'not logged by this config'))
     print(f'  geometric cache: {summary["cache_size_mb"]} MB, check: {summary["cache_check"]}')
     print(f'  written: {work / "summary.json"}')
+    if args.record:
+        record(ROOT / args.record, summary, sys.argv[1:])
+        print(f'  written: {args.record}')
 
 
 if __name__ == '__main__':

@@ -35,6 +35,7 @@ from ..kps.stats import load_skeleton_stats, quantile_key
 from ..skeleton import load_skeleton
 
 EPS = 1e-6
+TERMS = ('loss_geo_depth', 'loss_geo_normal')
 
 
 def sample_maps(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -61,7 +62,8 @@ def _limb_terms(coords: torch.Tensor, weights: torch.Tensor, depth: torch.Tensor
 
 @MODELS.register_module()
 class CMGCLoss(nn.Module):
-    """Both CMGC terms; ``forward`` returns ``{'loss_geo_depth', 'loss_geo_normal'}``.
+    """The CMGC terms; ``forward`` returns the requested ones of ``TERMS``
+    (``loss_geo_depth``, ``loss_geo_normal``) and computes nothing for the others.
 
     Args:
         stats_file: skeleton statistics (``stats/skeleton_stats.json``).
@@ -85,13 +87,24 @@ class CMGCLoss(nn.Module):
         self.register_buffer('log_ref', ref[known].float().log(), persistent=False)
 
     def forward(self, coords: torch.Tensor, weights: torch.Tensor, depth: torch.Tensor,
-                normal: torch.Tensor) -> dict[str, torch.Tensor]:
+                normal: torch.Tensor | None, terms: tuple[str, ...] = TERMS
+                ) -> dict[str, torch.Tensor]:
+        unknown = set(terms) - set(TERMS)
+        if unknown:
+            raise ValueError(f'CMGCLoss: unknown terms {sorted(unknown)}; known: {TERMS}')
+        losses: dict[str, torch.Tensor] = {}
+        if not terms:
+            return losses
         with torch.autocast(device_type=coords.device.type, enabled=False):
             coords, weights = coords.float(), weights.float()
-            depth, normal = depth.float(), normal.float()
-            vec, dz, w = _limb_terms(coords, weights, depth, self.edges, self.depth_scale)
-            return dict(loss_geo_depth=self._depth_term(vec, dz, w),
-                        loss_geo_normal=self._normal_term(coords, vec, dz, w, normal))
+            vec, dz, w = _limb_terms(coords, weights, depth.float(), self.edges,
+                                     self.depth_scale)
+            if 'loss_geo_depth' in terms:
+                losses['loss_geo_depth'] = self._depth_term(vec, dz, w)
+            if 'loss_geo_normal' in terms:
+                losses['loss_geo_normal'] = self._normal_term(coords, vec, dz, w,
+                                                              normal.float())
+        return losses
 
     def _depth_term(self, vec: torch.Tensor, dz: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         length = torch.sqrt((vec ** 2).sum(-1) + dz ** 2 + EPS)

@@ -119,6 +119,19 @@ class DDPPrior(nn.Module):
         x, out, used = self._run(coords, visibility, **kwargs)
         return torch.where(used[..., None], out - x, torch.zeros_like(x))
 
+    def correction_size(self, coords: torch.Tensor, visibility: torch.Tensor,
+                        **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per pose (B,): the largest correction the prior makes to a visible joint, in
+        pose-frame units (the pose's RMS joint spread, so it does not depend on the pose's
+        size), and (B,) whether the prior had an opinion (enough joints for a frame; 0 where
+        not). Real poses are barely moved; a displaced or swapped joint is pulled back, so
+        this is a plausibility signal (KPS ``prior`` term). Takes ``denoise``'s keywords."""
+        x, out, used = self._run(coords, visibility, **kwargs)
+        frame = pose_frame(torch.where(used[..., None], x, torch.zeros_like(x)), used,
+                           self.normalization)
+        dist = torch.where(used, (out - x).norm(dim=-1), torch.zeros_like(x[..., 0]))
+        return (dist / frame.scale[:, None]).amax(-1), frame.valid
+
     @torch.no_grad()
     def estimate_noise_level(self, coords: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
         """Per-pose noise level (B,) in pose-frame units, as ``noise_level='auto'`` uses it."""

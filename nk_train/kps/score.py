@@ -1,6 +1,6 @@
 """The Kinematic Plausibility Score (KPS) of 2D poses, e.g. the EMA teacher's pseudo-labels.
 
-Three terms, each in [0, 1] (1 = plausible), combined by a weighted mean:
+Up to four terms, each in [0, 1] (1 = plausible), combined by a weighted mean:
 
 * ``score_conf``: the mean keypoint confidence (keypoint scores or heatmap peaks, clamped to
   [0, 1]);
@@ -8,7 +8,12 @@ Three terms, each in [0, 1] (1 = plausible), combined by a weighted mean:
   :mod:`nk_train.kps.geometry`) against the labeled mean/std: the Sidak-corrected two-sided
   Gaussian tail probability of the worst limb z-score;
 * ``score_rom``: the soft fraction of joint angles inside their range of motion (a quantile
-  interval of the labeled angles).
+  interval of the labeled angles);
+* ``score_prior`` (optional, needs a ddp_prior checkpoint): how far the diffusion prior moves
+  the pose's worst joint, ``exp(-c^2 / (2 tau^2))`` with ``c`` the largest correction in
+  pose-frame units (``DDPPrior.correction_size``). It sees the whole configuration, so it
+  catches displaced and swapped joints that per-limb statistics let through
+  (benchmarks/results/kps_auroc.json).
 
 Per-limb and per-joint terms are returned too, so a keypoint-level gate can be built on the
 same call. Everything runs in float32 with autocast off, on the input's device.
@@ -26,7 +31,7 @@ from ..skeleton import load_skeleton
 from .geometry import joint_angles_deg, limb_lengths, normalised_lengths, reference_scale
 from .stats import load_skeleton_stats
 
-TERMS = ('conf', 'len', 'rom')
+TERMS = ('conf', 'len', 'rom', 'prior')
 
 
 def heatmap_peaks(heatmaps: torch.Tensor) -> torch.Tensor:
@@ -97,6 +102,17 @@ def score_rom(angles: torch.Tensor, valid: torch.Tensor, lo: torch.Tensor, hi: t
     return pose, s
 
 
+def score_prior(correction: torch.Tensor, valid: torch.Tensor, tau: float,
+                empty_score: float = 0.0) -> torch.Tensor:
+    """Prior plausibility (B,): ``exp(-c^2 / (2 tau^2))`` of the largest correction ``c`` (1 =
+    the prior leaves the pose alone; 0.61 at ``c = tau``, 0.14 at ``2 tau``); poses the prior
+    has no opinion about get ``empty_score``."""
+    if tau <= 0:
+        raise ValueError(f'tau must be > 0, got {tau}')
+    s = torch.exp(-0.5 * (correction / tau) ** 2)
+    return torch.where(valid, s, torch.full_like(s, empty_score))
+
+
 @dataclass
 class KPSResult:
     """Per-pose scores (B,) and the per-limb / per-joint terms behind them."""
@@ -105,6 +121,7 @@ class KPSResult:
     score_conf: torch.Tensor | None  # None when no keypoint scores were given
     score_len: torch.Tensor
     score_rom: torch.Tensor
+    score_prior: torch.Tensor | None  # None when the prior term is off
     keypoint_conf: torch.Tensor | None  # B x K
     scale: torch.Tensor  # B, coordinate units per normalised unit
     scale_valid: torch.Tensor  # B
@@ -126,8 +143,12 @@ class KinematicPlausibilityScore(nn.Module):
     Args:
         stats_file: statistics written by ``tools/compute_kps_stats.py``; it must match the
             skeleton of ``dataset_info`` (default: the infant COCO-17 file).
-        weights: non-negative weight per term (``conf``, ``len``, ``rom``; missing = 0).
-            ``kps = sum_t w_t * score_t / sum_t w_t``.
+        weights: non-negative weight per term (``conf``, ``len``, ``rom``, ``prior``;
+            missing = 0). ``kps = sum_t w_t * score_t / sum_t w_t``.
+        prior: ``dict(checkpoint=PATH, tau=0.15)`` of the ``prior`` term (needed when its
+            weight is > 0): a ``tools/train_ddp_prior.py`` checkpoint and the correction (in
+            pose-frame units) at which the score is 0.61. Default tau: val_test100's real
+            poses have a median largest correction of 0.14.
         rom_quantiles: the stored quantile levels that bound each joint's ROM interval.
         rom_margin_deg: soft margin of ``score_rom`` (degrees).
         score_thr: if set, keypoints whose score is below it are treated as not visible for
@@ -139,7 +160,8 @@ class KinematicPlausibilityScore(nn.Module):
     def __init__(self, stats_file: str | Path, weights: dict | None = None,
                  rom_quantiles: tuple[float, float] = (0.025, 0.975),
                  rom_margin_deg: float = 10.0, score_thr: float | None = None,
-                 empty_score: float = 0.0, dataset_info: str | Path | None = None) -> None:
+                 empty_score: float = 0.0, dataset_info: str | Path | None = None,
+                 prior: dict | None = None) -> None:
         super().__init__()
         weights = dict(conf=1.0, len=1.0, rom=1.0) if weights is None else dict(weights)
         unknown = set(weights) - set(TERMS)
@@ -171,6 +193,28 @@ class KinematicPlausibilityScore(nn.Module):
                                 len_std=stats.len_std.float(),
                                 rom_lo=lo.float(), rom_hi=hi.float()).items():
             self.register_buffer(name, value, persistent=False)
+        self._build_prior(prior)
+
+    def _build_prior(self, prior: dict | None) -> None:
+        """The frozen ddp_prior of the ``prior`` term, kept out of this module's state dict
+        (and so out of Stage1 checkpoints): its weights come from its own checkpoint."""
+        self.prior_tau = None
+        self.__dict__['prior'] = None  # a plain attribute, not a registered submodule
+        if self.weights['prior'] <= 0:
+            return
+        if not prior or 'checkpoint' not in prior:
+            raise ValueError("the KPS prior weight is > 0: give prior=dict(checkpoint=PATH)")
+        unknown = set(prior) - {'checkpoint', 'tau'}
+        if unknown:
+            raise ValueError(f'KPS prior: unknown keys {sorted(unknown)}; known: checkpoint, tau')
+        from ..ddp_prior import DDPPrior
+        self.__dict__['prior'] = DDPPrior.from_checkpoint(prior['checkpoint'])
+        if self.prior.num_keypoints != self.num_keypoints:
+            raise ValueError(f'KPS prior {prior["checkpoint"]} has {self.prior.num_keypoints} '
+                             f'keypoints, the statistics {self.num_keypoints}')
+        self.prior_tau = float(prior.get('tau', 0.15))
+        if self.prior_tau <= 0:
+            raise ValueError(f'KPS prior tau must be > 0, got {self.prior_tau}')
 
     def forward(self, coords: torch.Tensor, keypoint_scores: torch.Tensor | None = None,
                 visible: torch.Tensor | None = None) -> KPSResult:
@@ -210,13 +254,19 @@ class KinematicPlausibilityScore(nn.Module):
             s_conf = kp_conf = None
             if keypoint_scores is not None:
                 s_conf, kp_conf = score_conf(keypoint_scores)
+            s_prior = None
+            if self.prior is not None:
+                correction, prior_ok = self.prior.correction_size(xy, vis)
+                s_prior = score_prior(correction, prior_ok, self.prior_tau, self.empty_score)
 
             total = s_len.new_zeros(b)
-            for term, score in (('conf', s_conf), ('len', s_len), ('rom', s_rom)):
+            for term, score in (('conf', s_conf), ('len', s_len), ('rom', s_rom),
+                                ('prior', s_prior)):
                 if self.weights[term] > 0:
                     total = total + self.weights[term] * score
             kps = total / sum(self.weights.values())
         return KPSResult(kps=kps, score_conf=s_conf, score_len=s_len, score_rom=s_rom,
+                         score_prior=s_prior,
                          keypoint_conf=kp_conf, scale=scale, scale_valid=scale_ok,
                          limb_len=norm, limb_z=z, limb_scores=limb_scores,
                          limb_valid=norm_ok & (torch.isfinite(self.len_mean)

@@ -58,6 +58,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmpose.registry import MODELS
 from torch import Tensor
 
+from ..cmgc.losses import TERMS as CMGC_TERMS
 from ..data.geo_views import stack_geo_maps, stack_teacher_crops
 from ..data.views import STRONG_PREFIX, SUP, WEAK
 from .consistency_loss import ConsistencyOutput, heatmap_peak
@@ -174,7 +175,8 @@ class SemiTopdownPoseEstimator(BaseModel):
         if source not in CMGC_SOURCES:
             raise ValueError(f'semi_train_cfg.cmgc_source must be one of {CMGC_SOURCES}, got '
                              f'{source!r}')
-        self.gate = None if gate is None else MODELS.build(gate)
+        self.gate = None if gate is None else MODELS.build(self._gate_with_prior(gate,
+                                                                                 ddp_prior))
         if self.gate is not None and getattr(self.consistency_loss, 'target', None) != 'hard':
             raise ValueError('with a gate, Teacher A gives hard pseudo-labels: set '
                              "consistency_loss.target='hard'")
@@ -197,6 +199,18 @@ class SemiTopdownPoseEstimator(BaseModel):
                 from .online_geo_teacher import OnlineGeoTeacher
                 online = OnlineGeoTeacher(geo_cache)
         self.online_geo_teacher = online
+
+    @staticmethod
+    def _gate_with_prior(gate: dict, ddp_prior: Optional[dict]) -> dict:
+        """A gate whose KPS weighs the ddp_prior term without naming a checkpoint uses
+        ``model.ddp_prior``'s (one checkpoint path to override, not two)."""
+        kps = gate.get('kps') or {}
+        if (kps.get('weights') or {}).get('prior', 0) <= 0 or kps.get('prior'):
+            return gate
+        if not ddp_prior or 'checkpoint' not in ddp_prior:
+            raise ValueError("the gate's KPS weighs the ddp_prior term: set "
+                             'model.ddp_prior=dict(checkpoint=PATH) or gate.kps.prior')
+        return {**gate, 'kps': {**kps, 'prior': dict(checkpoint=ddp_prior['checkpoint'])}}
 
     @staticmethod
     def num_keypoints(pose_model: dict) -> int:
@@ -342,12 +356,11 @@ class SemiTopdownPoseEstimator(BaseModel):
                              f'heatmaps {tuple(teacher_heatmaps.shape[-2:])}: set '
                              'geo_cache.map_size to the heatmap size')
         weights = heatmap_peak(teacher_heatmaps.detach().float()).clamp(0, 1)
-        outs = [self.cmgc_loss(y, weights, depth, normal) for y in coords]
-        losses = {}
-        for name, lam in zip(('loss_geo_depth', 'loss_geo_normal'), self.lambda_geo):
-            if lam > 0:
-                losses[name] = lam * sum(o[name] for o in outs) / len(outs)
-        return losses
+        lambdas = {name: lam for name, lam in zip(CMGC_TERMS, self.lambda_geo) if lam > 0}
+        outs = [self.cmgc_loss(y, weights, depth, normal, terms=tuple(lambdas))
+                for y in coords]
+        return {name: lam * sum(o[name] for o in outs) / len(outs)
+                for name, lam in lambdas.items()}
 
     @staticmethod
     def heatmaps(model, inputs: Tensor) -> Tensor:

@@ -153,14 +153,15 @@ def test_training_pipeline_reads_the_cache_and_refuses_stale_settings(reference_
     views = _views(geo, indices, _pipeline(geo, indices))
     arrays = zarr.open_group(str(ref_root / 'labeled'), mode='r')
     assert len(views) == 12
+    (mw, mh), (iw, ih) = geo['map_size'], geo['input_size']
     for i in range(len(views)):
         item = views[i]
-        assert item['geo_depth'].shape == (1, 64, 48) and item['geo_normal'].shape == (3, 64, 48)
+        assert item['geo_depth'].shape == (1, mh, mw) and item['geo_normal'].shape == (3, mh, mw)
         np.testing.assert_array_equal(item['geo_depth'],
                                       arrays['depth'][i].astype(np.float32))
         np.testing.assert_array_equal(item['geo_normal'], decode_normal(arrays['normal'][i]))
         assert arrays['sample_id'][i] == item['nk_sample_id']
-        assert item['img'].shape == (256, 192, 3)
+        assert item['img'].shape == (ih, iw, 3)
 
     # DataLoader workers get the transform pickled without open store handles.
     loader = views.dataset.pipeline.transforms[-1]

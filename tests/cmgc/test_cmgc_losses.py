@@ -120,3 +120,15 @@ def test_no_weight_means_zero_loss(loss_fn):
     depth, normal = plane(0.1, 0.0)
     out = loss_fn(random_pose(2), torch.zeros(1, SKEL.num_keypoints), depth, normal)
     assert out['loss_geo_depth'].item() == 0.0 and out['loss_geo_normal'].item() == 0.0
+
+
+def test_requested_terms_only(loss_fn):
+    """``terms`` selects what is computed: the depth term needs no normal map at all."""
+    coords = torch.rand(2, 17, 2) * 40
+    weights = torch.ones(2, 17)
+    depth = torch.rand(2, 1, 64, 48)
+    out = loss_fn(coords, weights, depth, None, terms=('loss_geo_depth',))
+    assert set(out) == {'loss_geo_depth'}
+    assert loss_fn(coords, weights, depth, None, terms=()) == {}
+    with pytest.raises(ValueError, match='unknown terms'):
+        loss_fn(coords, weights, depth, None, terms=('loss_geo_dpeth',))

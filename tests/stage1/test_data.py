@@ -231,7 +231,8 @@ def test_mixed_batch_trains_student_only(repo_root, syrip_root):
     reference = model.student.data_preprocessor(
         dict(inputs=batch['inputs']['weak'], data_samples=batch['data_samples']['weak']), True)
     assert torch.equal(processed['inputs']['weak'], reference['inputs'])
-    assert processed['inputs']['strong_0'].shape == (2, 3, 256, 192)
+    w, h = cfg.codec.input_size
+    assert processed['inputs']['strong_0'].shape == (2, 3, h, w)
 
     model.semi_train_cfg['lambda_cons'] = 2.0
     model.consistency_loss.conf_thr = float('-inf')  # keep all: the teacher is untrained

@@ -26,9 +26,16 @@ def full_model(repo_root, prior_ckpt):
     return model
 
 
-def _batch(b=2, h=64, w=48, with_maps=True):
+def _sizes(model) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(input (h, w), heatmap (h, w)) of the model's codec."""
+    codec = model.student.head.decoder
+    return tuple(codec.input_size[::-1]), tuple(codec.heatmap_size[::-1])
+
+
+def _batch(model, b=2, with_maps=True):
     from mmpose.structures import PoseDataSample
 
+    (ih, iw), (h, w) = _sizes(model)
     torch.manual_seed(1)
     samples = []
     for i in range(b):
@@ -40,19 +47,19 @@ def _batch(b=2, h=64, w=48, with_maps=True):
                             torch.randn(3, h, w), dim=0).numpy())
         s.set_metainfo(meta)
         samples.append(s)
-    x = torch.rand(b, 3, 256, 192)
+    x = torch.rand(b, 3, ih, iw)
     return UnlabeledBatch(x, samples, [x.clone()], [samples])
 
 
 def _peaks(b, k, h, w, peak):
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
                             torch.arange(w, dtype=torch.float32), indexing='ij')
-    g = torch.exp(-((xs - 20.0) ** 2 + (ys - 30.0) ** 2) / 8.0)
+    g = torch.exp(-((xs - w / 2) ** 2 + (ys - h / 2) ** 2) / 8.0)
     return peak[:, None, None, None] * g.expand(b, k, h, w).clone()
 
 
 def test_dev_gradient_reaches_the_student_not_the_prior(full_model):
-    batch = _batch()
+    batch = _batch(full_model)
     student = full_model.heatmaps(full_model.student, batch.strong_inputs[0])
     teacher = torch.zeros_like(student)  # unsure teacher: every sample goes to Teacher B
     losses = full_model.unsup_losses(batch, teacher, [student])
@@ -73,9 +80,9 @@ def test_gate_split_drives_cons_and_dev(full_model):
     old = gate.thr_kps
     gate.thr_kps = 0.0
     try:
-        batch = _batch()
+        batch = _batch(full_model)
         k = full_model.student.head.out_channels
-        teacher = _peaks(2, k, 64, 48, torch.tensor([0.9, 0.2]))
+        teacher = _peaks(2, k, *_sizes(full_model)[1], torch.tensor([0.9, 0.2]))
         student = torch.rand_like(teacher, requires_grad=True)
         losses = full_model.unsup_losses(batch, teacher, [student])
     finally:
@@ -90,7 +97,7 @@ def test_gate_split_drives_cons_and_dev(full_model):
 
 
 def test_dev_and_cmgc_are_float32_and_finite_under_bf16_autocast(full_model):
-    batch = _batch()
+    batch = _batch(full_model)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         student = full_model.heatmaps(full_model.student, batch.strong_inputs[0])
         assert student.dtype == torch.bfloat16  # autocast is really on
@@ -103,7 +110,40 @@ def test_dev_and_cmgc_are_float32_and_finite_under_bf16_autocast(full_model):
 
 
 def test_missing_maps_name_the_sample(full_model):
-    batch = _batch(with_maps=False)
-    student = torch.rand(2, full_model.student.head.out_channels, 64, 48)
+    batch = _batch(full_model, with_maps=False)
+    student = torch.rand(2, full_model.student.head.out_channels, *_sizes(full_model)[1])
     with pytest.raises(KeyError, match='sample 0 view 0.*LoadGeoCacheMaps'):
         full_model.unsup_losses(batch, torch.zeros_like(student), [student])
+
+
+@pytest.mark.parametrize('zero', ['lambda_geo_depth', 'lambda_geo_normal'])
+def test_zero_geo_lambda_skips_its_term(full_model, monkeypatch, zero):
+    """A geo lambda of 0 must not compute that term (not compute and drop it)."""
+    from nk_train.cmgc.losses import CMGCLoss
+
+    called = []
+    for name in ('_depth_term', '_normal_term'):
+        original = getattr(CMGCLoss, name)
+
+        def spy(self, *args, _name=name, _original=original):
+            called.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(CMGCLoss, name, spy)
+    monkeypatch.setitem(full_model.semi_train_cfg, zero, 0.0)
+    batch = _batch(full_model)
+    student = torch.rand(2, full_model.student.head.out_channels, *_sizes(full_model)[1])
+    losses = full_model.unsup_losses(batch, torch.zeros_like(student), [student])
+    kept, skipped = (('loss_geo_normal', 'loss_geo_depth') if zero == 'lambda_geo_depth'
+                     else ('loss_geo_depth', 'loss_geo_normal'))
+    assert kept in losses and skipped not in losses
+    assert called == ['_' + kept.split('_')[-1] + '_term']
+
+
+def test_gate_kps_prior_term_uses_the_model_prior(full_model, prior_ckpt):
+    """The full config's gate weighs the ddp_prior term without naming a checkpoint: it gets
+    model.ddp_prior's, and stays out of the Stage1 state dict."""
+    kps = full_model.gate.kps
+    assert kps.weights['prior'] > 0
+    assert kps.prior.meta['checkpoint'] == str(prior_ckpt)
+    assert not [k for k in full_model.state_dict() if 'prior' in k]

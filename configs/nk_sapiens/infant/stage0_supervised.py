@@ -23,7 +23,10 @@ pretrained_checkpoint = 'checkpoints/sapiens_0.3b/sapiens_0.3b_epoch_1600_clean.
 max_iters = 16000
 val_interval = 1000
 warmup_iters = 500
-train_batch_size = 32
+# Per GPU. Measured on an 80 GiB H100 (benchmarks/sapiens_gpu_step.py, bf16): a Stage1 step
+# with 8 labeled + 8 unlabeled crops peaks at 59 GiB; 12 + 12 and 16 + 16 run out of memory.
+# Stage1 inherits this size (split by its source_ratio).
+train_batch_size = 16
 val_batch_size = 32
 num_workers = 8
 

@@ -1,32 +1,39 @@
-# CPU-size Stage0 that trains on the SyRIP sample here: the full recipe with only the sizes
-# shrunk (a 4-layer ViT, 256x192 input, batch 8, a few hundred iterations). Values derived
-# from the shrunk sizes in the parent (codec, schedule, pipelines) are restated below,
-# because mmengine evaluates a base file's expressions before the child overrides them.
+# CPU-size Stage0 that trains on the SyRIP sample here: the full recipe with the sizes shrunk
+# (a 4-layer ViT trained from scratch, 128x96 input, batch 16, 3000 iterations) and two
+# changes a from-scratch model needs to leave the all-zero-heatmap plateau within a CPU
+# budget: a higher learning rate (3e-3) and milder geometric augmentation (no half-body or
+# photometric distortion, rotation +-30 deg, scale 0.75-1.25). Measured with tools/train.py
+# on this machine: the earlier 256x192 / batch 8 / lr 1e-3 / full-augmentation variant still
+# had AP 0.000 on Test100 after 1000 iterations; this one has AP > 0 at its first validation
+# (500 iterations) and its final AP is in docs/nk_sapiens/RESULTS.md.
+# Values derived from the shrunk sizes in the parent (codec, schedule, pipelines) are restated
+# below, because mmengine evaluates a base file's expressions before the child overrides them.
 _base_ = ['./stage0_supervised.py']
 
 embed_dim = 192
 num_layers = 4
-image_size = [192, 256]  # width, height
-heatmap_size = [48, 64]
+image_size = [96, 128]  # width, height
+heatmap_size = [24, 32]
 sigma = 2
 head_channels = (128, 128)
 
-max_iters = 300
-val_interval = 100
-warmup_iters = 50
-train_batch_size = 8
+max_iters = 3000
+val_interval = 500
+warmup_iters = 100
+train_batch_size = 16
+base_lr = 3e-3
 val_batch_size = 16
 num_workers = 2
 
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=num_layers))
+optim_wrapper = dict(optimizer=dict(lr=base_lr), paramwise_cfg=dict(num_layers=num_layers))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=warmup_iters, start_factor=0.001, by_epoch=False),
     dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False, gamma=0.1,
-         milestones=[max_iters * 170 // 210, max_iters * 200 // 210]),
+         milestones=[max_iters * 85 // 100, max_iters * 95 // 100]),
 ]
 auto_scale_lr = dict(base_batch_size=train_batch_size)
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=val_interval))
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=val_interval))
 
 codec = dict(type='UDPHeatmap', input_size=image_size, heatmap_size=heatmap_size, sigma=sigma)
 model = dict(
@@ -45,10 +52,8 @@ train_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale'),
     dict(type='RandomFlip', direction='horizontal'),
-    dict(type='RandomHalfBody'),
-    dict(type='RandomBBoxTransform'),
+    dict(type='RandomBBoxTransform', rotate_factor=30.0, scale_factor=(0.75, 1.25)),
     dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
-    dict(type='PhotometricDistortion'),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),
 ]
@@ -71,8 +76,8 @@ test_dataloader = val_dataloader
 # two dicts are equal).
 geo_cache = dict(
     root='cache/geo_cpu',
-    input_size=(192, 256),
-    map_size=(48, 64),
+    input_size=(96, 128),
+    map_size=(24, 32),
     rows_per_shard=16,
     batch_size=8,
     prep_threads=1,

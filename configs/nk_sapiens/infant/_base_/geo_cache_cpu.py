@@ -1,12 +1,12 @@
 # CPU-size geometric cache: the STAND-IN teacher (seeded random weights, no meaning) at a small
-# teacher input, the CPU Stage1 crop (192 x 256) and its heatmap grid (48 x 64), so precompute,
+# teacher input, the CPU Stage1 crop (96 x 128) and its heatmap grid (24 x 32), so precompute,
 # checks and the Stage1 reader run on this machine. The full recipe is in geo_cache.py.
 _base_ = ['./geo_cache.py']
 
 geo_cache = dict(
     root='cache/geo_cpu',
-    input_size=(192, 256),
-    map_size=(48, 64),
+    input_size=(96, 128),
+    map_size=(24, 32),
     rows_per_shard=16,
     batch_size=8,
     prep_threads=1,
