@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f'min over gross corruptions {GROSS}: ' +
           ', '.join(f'{var} {x:.3f}' for var, x in gross_min.items()))
 
+    correction, _ = kps['prior'].prior.correction_size(torch.from_numpy(val.coords).float(),
+                                                       torch.from_numpy(val.visibility))
+    real_correction = distribution(correction.numpy().astype(np.float64))
+    print(f'real poses: largest ddp_prior correction (pose-frame units) {real_correction}')
     ratios = left_right_ratios(val.coords, val.visibility, skeleton)
     natural = dict(worst_left_right_limb_ratio=distribution(ratios),
                    share_of_poses_with_a_pair_ratio_ge_1_5=round(float((ratios >= 1.5).mean()), 4))
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                         prior_tau=module.prior_tau,
                         empty_score=module.empty_score),
         auroc=results, gross_corruptions=list(GROSS), gross_min_auroc=gross_min,
-        natural_variation=natural,
+        natural_variation=natural, real_prior_correction=real_correction,
         goal='AUROC >= 0.95 on the gross corruptions',
         real_kps_distribution={var: distribution(real[var]) for var in VARIANTS},
         adult=adult_res,

@@ -147,8 +147,9 @@ class KinematicPlausibilityScore(nn.Module):
             missing = 0). ``kps = sum_t w_t * score_t / sum_t w_t``.
         prior: ``dict(checkpoint=PATH, tau=0.15)`` of the ``prior`` term (needed when its
             weight is > 0): a ``tools/train_ddp_prior.py`` checkpoint and the correction (in
-            pose-frame units) at which the score is 0.61. Default tau: val_test100's real
-            poses have a median largest correction of 0.14.
+            pose-frame units) at which the score is 0.61. Default tau: about the median
+            largest correction of real val_test100 poses (``real_prior_correction`` in
+            benchmarks/results/kps_auroc.json).
         rom_quantiles: the stored quantile levels that bound each joint's ROM interval.
         rom_margin_deg: soft margin of ``score_rom`` (degrees).
         score_thr: if set, keypoints whose score is below it are treated as not visible for
