@@ -1,5 +1,5 @@
 """The full/ablation configs: each switches on exactly its terms; the geometric cache dicts
-restated in the CPU configs equal _base_/geo_cache_cpu.py; lambda 0 means no cache reads."""
+the CPU configs use equal _base_/geo_cache_cpu.py; lambda 0 means no cache reads."""
 from __future__ import annotations
 
 import pytest

@@ -8,7 +8,7 @@
 # (500 iterations) and its final AP is in docs/nk_sapiens/RESULTS.md.
 # Values derived from the shrunk sizes in the parent (codec, schedule, pipelines) are restated
 # below, because mmengine evaluates a base file's expressions before the child overrides them.
-_base_ = ['./stage0_supervised.py']
+_base_ = ['./stage0_supervised.py', './_base_/geo_cache_cpu_overrides.py']
 
 embed_dim = 192
 num_layers = 4
@@ -71,17 +71,5 @@ val_dataloader = dict(
     dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
-# The CPU geometric cache (the overrides of ./_base_/geo_cache_cpu.py, restated because that
-# file cannot be a second base beside stage0_supervised.py; tests/stage1_full checks that the
-# two dicts are equal).
-geo_cache = dict(
-    root='cache/geo_cpu',
-    input_size=(96, 128),
-    map_size=(24, 32),
-    rows_per_shard=16,
-    batch_size=8,
-    prep_threads=1,
-    teacher=dict(_delete_=True, kind='stand_in', seed=0, width=16, num_layers=3,
-                 input_size=(256, 192), mean=(123.5, 116.5, 103.5), std=(58.5, 57.0, 57.5),
-                 bgr_to_rgb=True, dtype='float32'),
-)
+# The CPU geometric cache (shared with ./_base_/geo_cache_cpu.py and the CPU Stage1 configs).
+geo_cache = _base_.cpu_geo_cache

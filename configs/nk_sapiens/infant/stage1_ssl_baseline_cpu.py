@@ -4,7 +4,7 @@
 # derived from the shrunk sizes (codec, pipelines, batch composition, schedule) are restated,
 # because mmengine evaluates a base file's expressions before the child overrides them. tests/stage1 checks that the pose
 # model here equals stage0_supervised_cpu.py's.
-_base_ = ['./stage1_ssl_baseline.py']
+_base_ = ['./stage1_ssl_baseline.py', './_base_/geo_cache_cpu_overrides.py']
 
 stage0_checkpoint = 'work_dirs/stage0_supervised_cpu/iter_3000.pth'
 
@@ -38,19 +38,8 @@ custom_hooks = [
     dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=_base_.ema_warmup_iters),
 ]
 
-# The CPU geometric cache (the overrides of ./_base_/geo_cache_cpu.py, restated because that
-# file cannot be a second base here; tests/stage1_full checks that the dicts are equal).
-geo_cache = dict(
-    root='cache/geo_cpu',
-    input_size=(96, 128),
-    map_size=(24, 32),
-    rows_per_shard=16,
-    batch_size=8,
-    prep_threads=1,
-    teacher=dict(_delete_=True, kind='stand_in', seed=0, width=16, num_layers=3,
-                 input_size=(256, 192), mean=(123.5, 116.5, 103.5), std=(58.5, 57.0, 57.5),
-                 bgr_to_rgb=True, dtype='float32'),
-)
+# The CPU geometric cache (shared with ./_base_/geo_cache_cpu.py and stage0_supervised_cpu.py).
+geo_cache = _base_.cpu_geo_cache
 
 codec = dict(type='UDPHeatmap', input_size=image_size, heatmap_size=heatmap_size, sigma=sigma)
 model = dict(

@@ -1,22 +1,8 @@
-# Full NK-Sapiens (full-size): +DDP+CMGC with the Hybrid gate. Per unlabeled sample, Teacher A's
-# hard pseudo-label enters L_cons when its mean heatmap peak >= gate_thr_conf and the KPS of
-# its keypoints >= gate_thr_kps; the other samples get L_dev from Teacher B (the ddp_prior).
-# The KPS combines the limb-length term with the ddp_prior term (the largest correction the
-# prior makes to the pose; it uses model.ddp_prior's checkpoint): on Test100 vs corrupted
-# copies this pair separates best (benchmarks/results/kps_auroc.json: AUROC 0.90 for a joint
-# displaced by 25% of the box, 0.77 infant vs adult poses); the range-of-motion term does not
-# help, and confidence is already the gate's first condition. gate_thr_kps = 0.2 is about the
-# 5% quantile of real Test100 poses under this KPS.
-_base_ = ['./stage1_ablation_ddp_cmgc.py']
+# Full NK-Sapiens (full-size): +DDP+CMGC with the Hybrid gate of ./_base_/hybrid_gate.py
+# (thresholds, KPS terms and why) and Teacher A's hard pseudo-labels.
+_base_ = ['./stage1_ablation_ddp_cmgc.py', './_base_/hybrid_gate.py']
 
-gate_thr_conf = 0.5
-gate_thr_kps = 0.2
-gate_level = 'sample'  # or 'keypoint'
 cons_target = 'hard'
 model = dict(
     consistency_loss=dict(target=cons_target),
-    gate=dict(_delete_=True, type='HybridGate', thr_conf=gate_thr_conf, thr_kps=gate_thr_kps,
-              level=gate_level,
-              kps=dict(type='KinematicPlausibilityScore',
-                       stats_file='stats/skeleton_stats.json',
-                       weights=dict(len=1.0, prior=1.0))))
+    gate=dict(_delete_=True, **_base_.hybrid_gate))

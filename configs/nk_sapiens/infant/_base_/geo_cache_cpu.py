@@ -1,16 +1,6 @@
-# CPU-size geometric cache: the STAND-IN teacher (seeded random weights, no meaning) at a small
-# teacher input, the CPU Stage1 crop (96 x 128) and its heatmap grid (24 x 32), so precompute,
-# checks and the Stage1 reader run on this machine. The full recipe is in geo_cache.py.
-_base_ = ['./geo_cache.py']
+# CPU-size geometric cache (the overrides of ./geo_cache_cpu_overrides.py: the STAND-IN teacher,
+# the CPU crop and its heatmap grid), so precompute, checks and the Stage1 reader run on this
+# machine. The full recipe is in geo_cache.py.
+_base_ = ['./geo_cache.py', './geo_cache_cpu_overrides.py']
 
-geo_cache = dict(
-    root='cache/geo_cpu',
-    input_size=(96, 128),
-    map_size=(24, 32),
-    rows_per_shard=16,
-    batch_size=8,
-    prep_threads=1,
-    teacher=dict(_delete_=True, kind='stand_in', seed=0, width=16, num_layers=3,
-                 input_size=(256, 192), mean=(123.5, 116.5, 103.5), std=(58.5, 57.0, 57.5),
-                 bgr_to_rgb=True, dtype='float32'),
-)
+geo_cache = _base_.cpu_geo_cache

@@ -1,0 +1,18 @@
+# The Hybrid gate of the full method, shared by stage1_ssl_full.py and its CPU variant (a second
+# base beside their ablation parent). Per unlabeled sample, Teacher A's hard pseudo-label enters
+# L_cons when its mean heatmap peak >= gate_thr_conf and the KPS of its keypoints
+# >= gate_thr_kps; the other samples get L_dev from Teacher B (the ddp_prior).
+# The KPS combines the limb-length term with the ddp_prior term (the largest correction the
+# prior makes to the pose; it uses model.ddp_prior's checkpoint): on Test100 vs corrupted
+# copies this pair separates best (benchmarks/results/kps_auroc.json: AUROC 0.90 for a joint
+# displaced by 25% of the box, 0.77 infant vs adult poses); the range-of-motion term does not
+# help, and confidence is already the gate's first condition. gate_thr_kps = 0.2 is about the
+# 5% quantile of real Test100 poses under this KPS.
+gate_thr_conf = 0.5
+gate_thr_kps = 0.2
+gate_level = 'sample'  # or 'keypoint'
+hybrid_gate = dict(type='HybridGate', thr_conf=gate_thr_conf, thr_kps=gate_thr_kps,
+                   level=gate_level,
+                   kps=dict(type='KinematicPlausibilityScore',
+                            stats_file='stats/skeleton_stats.json',
+                            weights=dict(len=1.0, prior=1.0)))
