@@ -21,7 +21,9 @@ Prints AUROC (real = positive) for the length, ROM and ddp_prior terms and the e
 combinations len+rom and len+prior (confidence is undefined for ground truth), then where
 the adult poses of data/coco_mini/test_coco.json fall under the infant statistics (len+prior).
 The prior term needs a ddp_prior checkpoint (``tools/train_ddp_prior.py``; trained on
-train_labeled only). Writes benchmarks/results/kps_auroc.json.
+train_labeled only). Writes benchmarks/results/kps_auroc.json. For what these corruptions
+leave visible in 2D at all, see benchmarks/kps_separability.py; for how the terms rank real
+pseudo-labels, benchmarks/kps_pseudo_labels.py.
 """
 from __future__ import annotations
 

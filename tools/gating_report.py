@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,23 +68,31 @@ def scores(pred: np.ndarray, ann: dict, sigmas: np.ndarray) -> tuple[float, floa
     return pck, oks
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def load_model(config: str, checkpoint: str, cfg_options: dict | None = None):
+    """``(cfg, model)``: the Stage1 model of ``config`` with ``checkpoint`` loaded, eval mode.
+    The config needs a gate and lambda_dev > 0 (Teacher B)."""
     import nk_train  # noqa: F401  (registers everything)
     from mmpose.registry import MODELS
 
-    from nk_train.data.seeded_views import SeededViewDataset
-    from nk_train.skeleton import load_skeleton
-
     init_default_scope('mmpose')
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(cfg_options or {})
     if cfg.model.get('gate') is None or cfg.model.semi_train_cfg.get('lambda_dev', 0) <= 0:
-        raise SystemExit(f'{args.config}: needs a gate and lambda_dev > 0 (e.g. the full config)')
+        raise SystemExit(f'{config}: needs a gate and lambda_dev > 0 (e.g. the full config)')
     cfg.model.init_from = None
     model = MODELS.build(cfg.model.to_dict())
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=False)
-    model.eval()
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=False)
+    return cfg, model.eval()
+
+
+def crop_predictions(cfg, model, indices: list[int] | None = None,
+                     batch_size: int = 8) -> Iterator[dict]:
+    """Per crop of the unlabeled pool's identity view (k = 0): Teacher A's keypoints
+    (``teacher_xy``, heatmap pixels) and heatmap peaks, the gate's decision, and Teacher A,
+    Teacher B and the student in original image pixels (``image_a/b/s``) with the crop's
+    diagnostic annotation (``diagnostic``)."""
+    from nk_train.data.seeded_views import SeededViewDataset
+    from nk_train.kps import heatmap_peaks
 
     unlabeled = cfg.train_dataloader.dataset.datasets[1].dataset
     input_size = tuple(cfg.codec.input_size)
@@ -93,26 +102,21 @@ def main(argv=None) -> int:
                 dict(type='PackGeoViewInputs')]
     ds = SeededViewDataset(dict(type='UnlabeledCocoDataset', data_root=unlabeled.data_root,
                                 ann_file=unlabeled.ann_file, data_prefix=unlabeled.data_prefix,
-                                metainfo=unlabeled.metainfo, indices=args.indices,
+                                metainfo=unlabeled.metainfo, indices=indices,
                                 pipeline=pipeline), num_seeds=1)  # k = 0: the identity view
     diag_path = Path(cfg.data_root) / DIAGNOSTIC_ANN
     diag = {a['id']: a for a in json.loads(diag_path.read_text())['annotations']}
-    sigmas = np.asarray(load_skeleton().sigmas)
-
-    groups: dict[str, list[tuple[float, float]]] = {
-        'teacherA_accepted': [], 'teacherA_rejected': [], 'teacherB_on_rejected': [],
-        'teacherB_all': [], 'student_all': []}
-    for start in range(0, len(ds), args.batch_size):
-        batch = pseudo_collate([ds[i] for i in range(start, min(start + args.batch_size,
-                                                                 len(ds)))])
+    for start in range(0, len(ds), batch_size):
+        batch = pseudo_collate([ds[i] for i in range(start, min(start + batch_size, len(ds)))])
         data = model.data_preprocessor(batch, False)
         with torch.no_grad():
             t_heat = model.heatmaps(model.teacher, data['inputs'])
             s_heat = model.heatmaps(model.student, data['inputs'])
             decision = model.gate_decision(t_heat)
-            t_xy = model.decode(t_heat).numpy()
+            t_xy = model.decode(t_heat)
             s_xy = model.decode(s_heat)
-            b_xy = model.prior_teacher(s_xy).numpy()
+            b_xy = model.prior_teacher(s_xy)
+        peaks = heatmap_peaks(t_heat)
         accept = decision.use_teacher_a
         accept = accept.all(-1) if accept.dim() == 2 else accept
         for i, sample in enumerate(data['data_samples']):
@@ -122,18 +126,35 @@ def main(argv=None) -> int:
                 raise KeyError(f'unlabeled annotation {sid} ({meta["img_path"]}) is missing from '
                                f'{diag_path}')
             affine = np.asarray(meta['geo_affine'])
-            img = {name: to_image(xy[i], affine, input_size, heatmap_size)
-                   for name, xy in (('a', t_xy), ('b', b_xy), ('s', s_xy.numpy()))}
-            sa, sb = scores(img['a'], diag[sid], sigmas), scores(img['b'], diag[sid], sigmas)
-            groups['teacherA_accepted' if accept[i] else 'teacherA_rejected'].append(sa)
-            if not accept[i]:
-                groups['teacherB_on_rejected'].append(sb)
-            groups['teacherB_all'].append(sb)
-            groups['student_all'].append(scores(img['s'], diag[sid], sigmas))
+            yield dict(sample_id=sid, teacher_xy=t_xy[i], teacher_peaks=peaks[i],
+                       accept=bool(accept[i]), diagnostic=diag[sid],
+                       **{f'image_{name}': to_image(xy[i].numpy(), affine, input_size,
+                                                    heatmap_size)
+                          for name, xy in (('a', t_xy), ('b', b_xy), ('s', s_xy))})
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from nk_train.skeleton import load_skeleton
+
+    cfg, model = load_model(args.config, args.checkpoint, args.cfg_options)
+    sigmas = np.asarray(load_skeleton().sigmas)
+    groups: dict[str, list[tuple[float, float]]] = {
+        'teacherA_accepted': [], 'teacherA_rejected': [], 'teacherB_on_rejected': [],
+        'teacherB_all': [], 'student_all': []}
+    for crop in crop_predictions(cfg, model, args.indices, args.batch_size):
+        ann = crop['diagnostic']
+        sa, sb = scores(crop['image_a'], ann, sigmas), scores(crop['image_b'], ann, sigmas)
+        groups['teacherA_accepted' if crop['accept'] else 'teacherA_rejected'].append(sa)
+        if not crop['accept']:
+            groups['teacherB_on_rejected'].append(sb)
+        groups['teacherB_all'].append(sb)
+        groups['student_all'].append(scores(crop['image_s'], ann, sigmas))
 
     gate = model.gate
     print(f'gate: thr_conf={gate.thr_conf} thr_kps={gate.thr_kps} level={gate.level}; '
-          f'checkpoint {args.checkpoint}; {len(ds)} unlabeled crops (view k=0)')
+          f'checkpoint {args.checkpoint}; {len(groups["student_all"])} unlabeled crops '
+          '(view k=0)')
     print(f'{"group":<22}{"n":>6}{"PCK@0.1":>10}{"OKS":>8}')
     table = {}
     for name, vals in groups.items():
