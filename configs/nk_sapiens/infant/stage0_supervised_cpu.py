@@ -6,16 +6,19 @@
 # on this machine: the earlier 256x192 / batch 8 / lr 1e-3 / full-augmentation variant still
 # had AP 0.000 on Test100 after 1000 iterations; this one has AP > 0 at its first validation
 # (500 iterations) and its final AP is in docs/nk_sapiens/RESULTS.md.
-# Values derived from the shrunk sizes in the parent (codec, schedule, pipelines) are restated
-# below, because mmengine evaluates a base file's expressions before the child overrides them.
-_base_ = ['./stage0_supervised.py', './_base_/geo_cache_cpu_overrides.py']
+# The model sizes and pipelines come from ./_base_/cpu_model.py (shared with the CPU Stage1
+# configs). The parent's values derived from its own sizes (schedule, top-level sizes) are
+# restated here, because mmengine evaluates a base file's expressions before the child
+# overrides them.
+_base_ = ['./stage0_supervised.py', './_base_/geo_cache_cpu_overrides.py',
+          './_base_/cpu_model.py']
 
-embed_dim = 192
-num_layers = 4
-image_size = [96, 128]  # width, height
-heatmap_size = [24, 32]
-sigma = 2
-head_channels = (128, 128)
+embed_dim = _base_.cpu_embed_dim
+num_layers = _base_.cpu_num_layers
+image_size = _base_.cpu_image_size  # width, height
+heatmap_size = _base_.cpu_heatmap_size
+sigma = _base_.cpu_sigma
+head_channels = _base_.cpu_head_channels
 
 max_iters = 3000
 val_interval = 500
@@ -35,34 +38,10 @@ param_scheduler = [
 auto_scale_lr = dict(base_batch_size=train_batch_size)
 default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=val_interval))
 
-codec = dict(type='UDPHeatmap', input_size=image_size, heatmap_size=heatmap_size, sigma=sigma)
-model = dict(
-    backbone=dict(
-        arch=dict(_delete_=True, embed_dims=embed_dim, num_layers=num_layers, num_heads=3,
-                  feedforward_channels=embed_dim * 4),
-        img_size=(image_size[1], image_size[0]),
-        init_cfg=None),
-    head=dict(
-        in_channels=embed_dim,
-        deconv_out_channels=head_channels,
-        conv_out_channels=head_channels,
-        decoder=codec))
-
-train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(type='RandomBBoxTransform', rotate_factor=30.0, scale_factor=(0.75, 1.25)),
-    dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs'),
-]
-val_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
-    dict(type='PackPoseInputs'),
-]
+codec = _base_.cpu_codec
+model = dict(backbone=dict(_base_.cpu_backbone, init_cfg=None), head=_base_.cpu_head)
+train_pipeline = _base_.cpu_train_pipeline
+val_pipeline = _base_.cpu_val_pipeline
 train_dataloader = dict(
     batch_size=train_batch_size, num_workers=num_workers,
     dataset=dict(pipeline=train_pipeline))

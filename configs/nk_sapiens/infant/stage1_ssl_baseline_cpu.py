@@ -1,19 +1,21 @@
 # CPU-size Stage1 baseline on the SyRIP sample (200 labeled + 300 unlabeled images): the full
 # Stage1 recipe with the model of stage0_supervised_cpu.py (4-layer ViT, 128x96 input), so a
-# checkpoint of that config initialises it; labeled crops get its milder augmentation. Values
-# derived from the shrunk sizes (codec, pipelines, batch composition, schedule) are restated,
-# because mmengine evaluates a base file's expressions before the child overrides them. tests/stage1 checks that the pose
-# model here equals stage0_supervised_cpu.py's.
-_base_ = ['./stage1_ssl_baseline.py', './_base_/geo_cache_cpu_overrides.py']
+# checkpoint of that config initialises it; labeled crops get its milder augmentation. Both
+# take the model sizes and pipelines from ./_base_/cpu_model.py. Values derived from them
+# (pipelines wrapped for Stage1, batch composition, schedule) are restated, because mmengine
+# evaluates a base file's expressions before the child overrides them. tests/stage1 checks
+# that the pose model here equals stage0_supervised_cpu.py's.
+_base_ = ['./stage1_ssl_baseline.py', './_base_/geo_cache_cpu_overrides.py',
+          './_base_/cpu_model.py']
 
 stage0_checkpoint = 'work_dirs/stage0_supervised_cpu/iter_3000.pth'
 
-embed_dim = 192
-num_layers = 4
-image_size = [96, 128]  # width, height
-heatmap_size = [24, 32]
-sigma = 2
-head_channels = (128, 128)
+embed_dim = _base_.cpu_embed_dim
+num_layers = _base_.cpu_num_layers
+image_size = _base_.cpu_image_size  # width, height
+heatmap_size = _base_.cpu_heatmap_size
+sigma = _base_.cpu_sigma
+head_channels = _base_.cpu_head_channels
 
 max_iters = 1000
 val_interval = 500
@@ -41,31 +43,14 @@ custom_hooks = [
 # The CPU geometric cache (shared with ./_base_/geo_cache_cpu.py and stage0_supervised_cpu.py).
 geo_cache = _base_.cpu_geo_cache
 
-codec = dict(type='UDPHeatmap', input_size=image_size, heatmap_size=heatmap_size, sigma=sigma)
+codec = _base_.cpu_codec
 model = dict(
-    pose_model=dict(
-        backbone=dict(
-            arch=dict(_delete_=True, embed_dims=embed_dim, num_layers=num_layers, num_heads=3,
-                      feedforward_channels=embed_dim * 4),
-            img_size=(image_size[1], image_size[0])),
-        head=dict(
-            in_channels=embed_dim,
-            deconv_out_channels=head_channels,
-            conv_out_channels=head_channels,
-            decoder=codec)),
+    pose_model=dict(backbone=_base_.cpu_backbone, head=_base_.cpu_head),
     consistency_loss=dict(sigma=sigma),
     init_from=stage0_checkpoint,
     geo_cache=geo_cache)
 
-train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(type='RandomBBoxTransform', rotate_factor=30.0, scale_factor=(0.75, 1.25)),
-    dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs'),
-]
+train_pipeline = _base_.cpu_train_pipeline
 labeled_pipeline = [*train_pipeline, dict(type='ToBranch', branch='sup')]
 unlabeled_pipeline = [
     dict(type='LoadImage'),
@@ -75,12 +60,7 @@ unlabeled_pipeline = [
     dict(type='WeakStrongViews', num_strong_views=_base_.num_strong_views,
          strong_pipeline=_base_.strong_pipeline),
 ]
-val_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
-    dict(type='PackPoseInputs'),
-]
+val_pipeline = _base_.cpu_val_pipeline
 train_dataloader = dict(
     batch_size=train_batch_size,
     num_workers=num_workers,
