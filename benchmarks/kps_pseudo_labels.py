@@ -59,7 +59,9 @@ def evaluate(config: str, checkpoint: str, cfg_options: dict, batch_size: int) -
         raise SystemExit(f'{checkpoint}: all {len(oks)} pseudo-labels are on one side of '
                          f'OKS {GOOD_OKS}; AUROC is undefined')
     gate_kps = model.gate.kps
-    prior = dict(checkpoint=cfg.model.ddp_prior.checkpoint, tau=gate_kps.prior_tau or 0.15)
+    prior = dict(checkpoint=cfg.model.ddp_prior.checkpoint)
+    if gate_kps.prior_tau is not None:  # the gate's own tau; else the KPS default
+        prior['tau'] = gate_kps.prior_tau
     modules = {name: KinematicPlausibilityScore(gate_kps.stats_file, weights=w, prior=prior)
                for name, w in VARIANTS.items()}
     modules['gate'] = gate_kps

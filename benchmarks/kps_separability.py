@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from kps_auroc import GROSS, VAL_ANN, auroc, corruptions  # benchmarks/, on sys.path
+from nk_train.ddp_prior.normalization import NormalizationConfig, pose_frame, to_normalized
 from nk_train.kps import KinematicPlausibilityScore, load_coco_poses
 from nk_train.skeleton import Skeleton, load_skeleton
 from results_io import write_results
@@ -38,16 +39,15 @@ KPS_VARIANT = 'len_prior'
 
 
 def features(kps: KinematicPlausibilityScore, xy: np.ndarray, v: np.ndarray) -> torch.Tensor:
-    """Per pose: coordinates in the pose frame (visible mean, RMS spread), visibility, log
-    normalised limb lengths and joint-angle cosines (0 where not measured) and their masks."""
+    """Per pose: coordinates in the ddp_prior's pose frame (visible mean, RMS spread),
+    visibility, log normalised limb lengths and joint-angle cosines (0 where not measured) and
+    their masks."""
     coords, vis = torch.from_numpy(xy).float(), torch.from_numpy(v) > 0
     r = kps(coords, visible=torch.from_numpy(v))
-    m = vis.float()[..., None]
-    centred = (coords - (coords * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1)) * m
-    spread = (centred.pow(2).sum((1, 2)) / m.sum((1, 2)).clamp(min=1)).sqrt().clamp(min=1e-6)
+    normed = to_normalized(coords, vis, pose_frame(coords, vis, NormalizationConfig()))
     lengths = torch.log(r.limb_len.clamp(min=1e-3)) * r.limb_valid
     cosines = torch.cos(torch.deg2rad(r.joint_angles)) * r.joint_valid
-    return torch.cat([(centred / spread[:, None, None]).flatten(1), vis.float(), lengths,
+    return torch.cat([normed.flatten(1), vis.float(), lengths,
                       r.limb_valid.float(), cosines, r.joint_valid.float()], 1)
 
 

@@ -37,8 +37,8 @@ STAGE1_CFGS = {'baseline': f'{CFG}/stage1_ssl_baseline_cpu.py',
                'cmgc': f'{CFG}/stage1_ablation_cmgc_cpu.py',
                'ddp_cmgc': f'{CFG}/stage1_ablation_ddp_cmgc_cpu.py',
                'full': f'{CFG}/stage1_ssl_full_cpu.py'}
-# COCO metrics read from tools/test.py's log: summary key -> name in the log.
 REFUSED = 3  # precompute/geo_cache.py: the cache was built from other settings
+# COCO metrics read from tools/test.py's log: summary key -> name in the log.
 METRICS = {'AP': 'coco/AP', 'AP50': 'coco/AP .5', 'AP75': 'coco/AP .75', 'AR': 'coco/AR'}
 
 
