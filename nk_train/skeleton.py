@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET_INFO = REPO_ROOT / 'configs' / '_base_' / 'datasets' / 'infant_coco17.py'
+from .paths import PROJECT_ROOT
+
+DEFAULT_DATASET_INFO = PROJECT_ROOT / 'configs' / '_base_' / 'datasets' / 'infant_coco17.py'
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from nk_train.kps.stats import (DEFAULT_MIN_LIMBS, compute_skeleton_stats, dumps_stats,
                                 load_coco_poses)
-from nk_train.skeleton import REPO_ROOT, load_skeleton
+from nk_train.paths import PROJECT_ROOT
+from nk_train.skeleton import load_skeleton
 from nk_train.utils import sha256_file
 
 DEFAULT_INPUT = 'data/syrip/annotations/train_labeled.json'
@@ -29,7 +30,7 @@ def recorded_path(path: str | Path) -> str:
     """``path`` relative to the repository root when it lies inside it (symlinks such as
     ``data/`` are not followed), else as given."""
     absolute = os.path.abspath(path)
-    root = os.path.abspath(REPO_ROOT)
+    root = os.path.abspath(PROJECT_ROOT)
     if os.path.commonpath([absolute, root]) == root:
         return Path(os.path.relpath(absolute, root)).as_posix()
     return str(path)

@@ -56,6 +56,20 @@ build_mmcv() {
   "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel"
 }
 
+# --- Sapiens checkout extras ------------------------------------------------------------------
+# Running the configs through a Sapiens checkout (tests/sapiens) puts its forks first on
+# PYTHONPATH; they import pandas and an old yapf. Those go into a folder of their own, never
+# into .venv, so the stock stack is unchanged.
+SAPIENS_EXTRAS="$VENV/sapiens_extras"
+install_sapiens_extras() {
+  if PYTHONPATH="$SAPIENS_EXTRAS" "$VENV/bin/python" -c "import pandas, yapf, tomli" >/dev/null 2>&1; then
+    return
+  fi
+  log "installing the Sapiens checkout extras into $SAPIENS_EXTRAS"
+  rm -rf "$SAPIENS_EXTRAS"
+  "${PIP[@]}" install -q --no-deps --target "$SAPIENS_EXTRAS" -r requirements/sapiens_extras.txt
+}
+
 # --- stamp: hash of everything that decides the environment ------------------------------
 stamp_value() {
   cat "$ROOT/tools/setup_env.sh" "$ROOT/requirements/"*.txt "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1
@@ -64,7 +78,8 @@ STAMP="$VENV/.nk_setup_stamp"
 
 link_data
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] \
-   && "$VENV/bin/python" -c "import nk_train, mmcv.ops" >/dev/null 2>&1; then
+   && PYTHONPATH="$VENV/sapiens_extras" "$VENV/bin/python" -c "import nk_train, mmcv.ops, pandas, yapf" \
+      >/dev/null 2>&1; then
   log "environment up to date ($VENV)"
   exit 0
 fi
@@ -94,6 +109,8 @@ fi
 
 log "installing OpenMMLab packages (--no-deps)"
 "${PIP[@]}" install -q --no-deps -r requirements/openmmlab.txt
+
+install_sapiens_extras
 
 log "installing nk_train (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"

@@ -1,7 +1,10 @@
 """Evaluate a checkpoint: the CLI of Sapiens' ``pose/tools/test.py`` (mmpose 1.x).
 
     python tools/test.py CONFIG --checkpoint CKPT [--work-dir DIR] [--cfg-options k=v ...]
-    python tools/test.py CONFIG CKPT             # mmpose's positional form also works
+    python tools/test.py CONFIG CKPT             # Sapiens' / mmpose's positional form
+
+Unlike mmengine's default (missing keys are a warning), the checkpoint must fit the model
+exactly: a checkpoint of another architecture is refused, never evaluated half-random.
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ def main() -> None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded strictly below: every key of the model, nothing else
     if args.out:
         cfg.test_evaluator = [*(cfg.test_evaluator if isinstance(cfg.test_evaluator, list)
                                 else [cfg.test_evaluator]),
@@ -56,6 +59,10 @@ def main() -> None:
     from nk_train.engine.distributed import prepare_distributed
     prepare_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    try:
+        runner.load_checkpoint(args.checkpoint, map_location='cpu', strict=True)
+    except RuntimeError as err:  # mmengine's strict load and the Sapiens models' key checks
+        raise SystemExit(f'{args.checkpoint} does not fit {args.config}: {err}') from err
     runner.test()
 
 

@@ -104,6 +104,7 @@ def split_fingerprint_inputs(settings: GeoCacheSettings, split: str,
     sp = settings.split(split)
     instances = list_instances(settings.ann_path(split), settings.img_dir,
                                sp.require_keypoints).select(indices)
-    teacher_desc = teacher_description(settings.teacher, hash_files=hash_teacher_files)
+    teacher_desc = teacher_description(settings.teacher_files_resolved(),
+                                       hash_files=hash_teacher_files)
     inputs = fingerprint_inputs(settings, split, instances, teacher_desc)
     return inputs, unverifiable_keys(teacher_desc), instances

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..data.seeded_aug import SeededAugConfig
+from ..paths import project_path
 from ..utils import to_plain
 
 DEPTH_DTYPES = ('float16', 'float32')
@@ -114,19 +115,21 @@ class GeoCacheSettings:
         return Path(self.data_root) / self.image_prefix
 
     def split_dir(self, split: str) -> Path:
-        return Path(self.root) / split
+        """``root/split``; a relative root is inside the NK-Sapiens checkout (nk_train.paths)."""
+        return project_path(self.root) / split
 
     def teacher_files_resolved(self) -> dict:
-        """The teacher config with checkpoint paths made absolute (workers may run elsewhere)."""
+        """The teacher config with checkpoint paths made absolute (workers may run elsewhere);
+        relative paths are inside the NK-Sapiens checkout (nk_train.paths)."""
         cfg = dict(self.teacher)
         kind = cfg.get('kind')
         for task in ('depth', 'normal'):
             if task not in cfg:
                 continue
             if kind in ('torchscript', 'export'):
-                cfg[task] = str(Path(cfg[task]).resolve())
+                cfg[task] = str(project_path(cfg[task]))
             elif kind == 'module':
-                cfg[task] = dict(cfg[task], checkpoint=str(Path(cfg[task]['checkpoint']).resolve()))
+                cfg[task] = dict(cfg[task], checkpoint=str(project_path(cfg[task]['checkpoint'])))
         return cfg
 
 

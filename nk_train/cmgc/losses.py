@@ -32,6 +32,7 @@ from mmpose.registry import MODELS
 from torch import nn
 
 from ..kps.stats import load_skeleton_stats, quantile_key
+from ..paths import require_project_file
 from ..skeleton import load_skeleton
 
 EPS = 1e-6
@@ -77,7 +78,9 @@ class CMGCLoss(nn.Module):
                  length_quantile: float | None = 0.9, dataset_info: str | None = None) -> None:
         super().__init__()
         skeleton = load_skeleton(dataset_info)
-        stats = load_skeleton_stats(stats_file, skeleton)
+        stats = load_skeleton_stats(require_project_file(
+            stats_file, 'CMGCLoss stats_file', 'Write it with tools/compute_kps_stats.py.'),
+            skeleton)
         ref = stats.template if length_quantile is None else \
             stats.len_quantiles[quantile_key(length_quantile)]
         known = torch.isfinite(ref) & (ref > 0)

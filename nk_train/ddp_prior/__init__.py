@@ -6,6 +6,7 @@ Train with ``tools/train_ddp_prior.py``; load with ``DDPPrior.from_checkpoint``.
 """
 from .denoiser import DenoiserConfig, JointDenoiser, NoiseLevelEstimator
 from .normalization import NormalizationConfig, PoseFrame, pose_frame, to_normalized, to_pixels
+from .lazy import LazyPrior
 from .prior import DENOISE_MODES, DDPPrior
 from .schedule import NoiseSchedule, ScheduleConfig
 from .training import (CHECKPOINT_FORMAT, AugmentConfig, PoseSet, TrainConfig,
@@ -15,7 +16,7 @@ from ..utils import sha256_file
 
 __all__ = [
     'AugmentConfig', 'CHECKPOINT_FORMAT', 'DDPPrior', 'DENOISE_MODES', 'DenoiserConfig',
-    'JointDenoiser', 'NoiseLevelEstimator', 'NoiseSchedule', 'NormalizationConfig',
+    'JointDenoiser', 'LazyPrior', 'NoiseLevelEstimator', 'NoiseSchedule', 'NormalizationConfig',
     'PoseFrame', 'PoseSet', 'ScheduleConfig', 'TrainConfig',
     'build_checkpoint', 'build_networks', 'load_coco_poses', 'pose_frame', 'save_checkpoint',
     'sha256_file', 'to_normalized', 'to_pixels', 'train_prior',

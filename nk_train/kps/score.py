@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..paths import require_project_file
 from ..skeleton import load_skeleton
 from .geometry import joint_angles_deg, limb_lengths, normalised_lengths, reference_scale
 from .stats import load_skeleton_stats
@@ -181,6 +182,8 @@ class KinematicPlausibilityScore(nn.Module):
         self.score_thr = score_thr
         self.empty_score = float(empty_score)
 
+        stats_file = require_project_file(stats_file, 'KPS stats_file',
+                                          'Write it with tools/compute_kps_stats.py.')
         stats = load_skeleton_stats(stats_file, load_skeleton(dataset_info))
         self.stats_file = str(stats_file)
         self.min_limbs = stats.min_limbs
@@ -198,9 +201,10 @@ class KinematicPlausibilityScore(nn.Module):
 
     def _build_prior(self, prior: dict | None) -> None:
         """The frozen ddp_prior of the ``prior`` term, kept out of this module's state dict
-        (and so out of Stage1 checkpoints): its weights come from its own checkpoint."""
+        (and so out of Stage1 checkpoints): its weights come from its own checkpoint, read on
+        first use (``prior``), so a Stage1 model can be evaluated without it."""
         self.prior_tau = None
-        self.__dict__['prior'] = None  # a plain attribute, not a registered submodule
+        self._lazy_prior = None
         if self.weights['prior'] <= 0:
             return
         if not prior or 'checkpoint' not in prior:
@@ -208,14 +212,16 @@ class KinematicPlausibilityScore(nn.Module):
         unknown = set(prior) - {'checkpoint', 'tau'}
         if unknown:
             raise ValueError(f'KPS prior: unknown keys {sorted(unknown)}; known: checkpoint, tau')
-        from ..ddp_prior import DDPPrior
-        self.__dict__['prior'] = DDPPrior.from_checkpoint(prior['checkpoint'])
-        if self.prior.num_keypoints != self.num_keypoints:
-            raise ValueError(f'KPS prior {prior["checkpoint"]} has {self.prior.num_keypoints} '
-                             f'keypoints, the statistics {self.num_keypoints}')
+        from ..ddp_prior import LazyPrior
+        self._lazy_prior = LazyPrior(prior['checkpoint'], self.num_keypoints, 'KPS prior')
         self.prior_tau = float(prior.get('tau', 0.15))
         if self.prior_tau <= 0:
             raise ValueError(f'KPS prior tau must be > 0, got {self.prior_tau}')
+
+    @property
+    def prior(self):
+        """The loaded ``DDPPrior`` of the ``prior`` term, or None when the term is off."""
+        return None if self._lazy_prior is None else self._lazy_prior.load()
 
     def forward(self, coords: torch.Tensor, keypoint_scores: torch.Tensor | None = None,
                 visible: torch.Tensor | None = None) -> KPSResult:

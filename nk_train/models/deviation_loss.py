@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import Tensor
 
-from ..ddp_prior import DDPPrior
+from ..ddp_prior import DDPPrior, LazyPrior
 
 DENOISE_KEYS = frozenset({'mode', 'noise_level', 'num_steps', 'num_samples', 'seed'})
 
@@ -42,7 +42,9 @@ class PriorTeacher:
     """Teacher B: the frozen ddp_prior denoising the student's own keypoints.
 
     Deliberately not an ``nn.Module`` attribute of the Stage1 model: the prior's weights come
-    from its own checkpoint, never from Stage1 checkpoints, the optimiser or the EMA.
+    from its own checkpoint, never from Stage1 checkpoints, the optimiser or the EMA. The file
+    is read on first use of ``prior`` (the Stage1 model asks for it when training starts), so
+    evaluating a Stage1 checkpoint needs no prior.
 
     Args:
         checkpoint: a ``tools/train_ddp_prior.py`` checkpoint.
@@ -52,16 +54,17 @@ class PriorTeacher:
 
     def __init__(self, checkpoint: str, num_keypoints: int,
                  denoise: Optional[Mapping[str, Any]] = None) -> None:
-        self.prior = DDPPrior.from_checkpoint(checkpoint)
-        if self.prior.num_keypoints != num_keypoints:
-            raise ValueError(f'ddp_prior {checkpoint} has {self.prior.num_keypoints} keypoints, '
-                             f'the pose model {num_keypoints}')
         self.denoise_kwargs = dict(denoise or {})
         unknown = set(self.denoise_kwargs) - DENOISE_KEYS
         if unknown:
             raise ValueError(f'ddp_prior.denoise: unknown keys {sorted(unknown)}; known: '
                              f'{sorted(DENOISE_KEYS)}')
         self.checkpoint = checkpoint
+        self._lazy = LazyPrior(checkpoint, num_keypoints, 'model.ddp_prior')
+
+    @property
+    def prior(self) -> DDPPrior:
+        return self._lazy.load()
 
     def __call__(self, coords: Tensor) -> Tensor:
         """Denoised copy (B x K x 2, float32, detached) of ``coords``, every joint visible."""

@@ -23,7 +23,7 @@ class OnlineGeoTeacher:
 
     def __init__(self, cache: Mapping[str, Any]) -> None:
         settings = GeoCacheSettings.from_config(cache)
-        self.teacher = build_geometric_teacher(settings.teacher, 'cpu')
+        self.teacher = build_geometric_teacher(settings.teacher_files_resolved(), 'cpu')
         self.map_size = settings.map_size
         self.teacher_wh = (self.teacher.input_size[1], self.teacher.input_size[0])
 

@@ -212,6 +212,13 @@ class SemiTopdownPoseEstimator(BaseModel):
                              'model.ddp_prior=dict(checkpoint=PATH) or gate.kps.prior')
         return {**gate, 'kps': {**kps, 'prior': dict(checkpoint=ddp_prior['checkpoint'])}}
 
+    def load_training_inputs(self) -> None:
+        """Read the files only training needs (they are otherwise read on first use)."""
+        if self.prior_teacher is not None:
+            self.prior_teacher.prior  # noqa: B018 (loads it)
+        if self.gate is not None:
+            self.gate.kps.prior  # noqa: B018
+
     @staticmethod
     def num_keypoints(pose_model: dict) -> int:
         return int(pose_model['head']['out_channels'])
@@ -276,6 +283,8 @@ class SemiTopdownPoseEstimator(BaseModel):
         """L_sup: the student head's loss on labeled crops; ``loss_kpt`` is logged as
         ``loss_sup``, other head outputs get a ``sup_`` prefix."""
         out = self.student.loss(inputs, data_samples)
+        if isinstance(out, tuple):  # Sapiens' pose fork returns (losses, predictions)
+            out = out[0]
         return {('loss_sup' if k == 'loss_kpt' else f'sup_{k}'): v for k, v in out.items()}
 
     def unsup_enabled(self) -> bool:
@@ -383,9 +392,13 @@ class SemiTopdownPoseEstimator(BaseModel):
                 state_dict[f'{prefix}{branch}.{k[len(prefix):]}'] = value
 
     def init_weights(self) -> None:
-        """Without ``init_from``: mmengine's initialisation. With it: load that checkpoint
-        strictly (both branches from a plain Stage0 checkpoint) and skip the random/
-        pretrained initialisation it would overwrite anyway."""
+        """Called by mmengine when training starts (never for test or export). Without
+        ``init_from``: mmengine's initialisation. With it: load that checkpoint strictly (both
+        branches from a plain Stage0 checkpoint) and skip the random/pretrained initialisation
+        it would overwrite anyway. Then load the training-only inputs (the ddp_prior of
+        Teacher B and of the gate's KPS), so a missing file fails before the first iteration
+        while evaluating a checkpoint needs none of them."""
+        self.load_training_inputs()
         if self.init_from is None:
             super().init_weights()
             return

@@ -3,7 +3,7 @@
 # test), iteration-based so Stage0 and Stage1 schedules compare directly.
 # geo_cache.py (which inherits infant_data.py) is a base so that Stage1 configs, which inherit
 # this file, read the seeded-view settings from the one geo_cache dict.
-_base_ = ['../../_base_/default_runtime.py', './_base_/geo_cache.py']
+_base_ = ['./_base_/default_runtime.py', './_base_/geo_cache.py']
 
 # ---- model size and input -------------------------------------------------------------
 model_name = 'sapiens_0.3b'
@@ -15,8 +15,11 @@ patch_size = 16
 sigma = 6
 num_keypoints = 17
 head_channels = (768, 768)
-# The Sapiens MAE-pretrained backbone; to start from a Sapiens COCO pose checkpoint instead,
-# set load_from (e.g. --cfg-options load_from=checkpoints/sapiens_0.3b_coco_best.pth).
+# The Sapiens MAE-pretrained backbone (a `_clean` file or the raw one with its `backbone.` keys;
+# relative to the working directory, like every mmengine path). To start from a Sapiens COCO
+# pose checkpoint instead: --cfg-options load_from=PATH model.backbone.init_cfg=None. Both load
+# whole or fail naming the keys that do not fit (SapiensVisionTransformer/SapiensHeatmapHead:
+# Sapiens' layout on the stock stack too, see nk_train/compat/sapiens_models.py).
 pretrained_checkpoint = 'checkpoints/sapiens_0.3b/sapiens_0.3b_epoch_1600_clean.pth'
 
 # ---- schedule (per GPU batch; 8 GPUs x 32 = the 256 Sapiens used) ---------------------
@@ -62,7 +65,7 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True),
     backbone=dict(
-        type='mmpretrain.VisionTransformer',
+        type='SapiensVisionTransformer',
         arch=model_name,
         img_size=(image_size[1], image_size[0]),
         patch_size=patch_size,
@@ -75,7 +78,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained_checkpoint),
     ),
     head=dict(
-        type='HeatmapHead',
+        type='SapiensHeatmapHead',
         in_channels=embed_dim,
         out_channels=num_keypoints,
         deconv_out_channels=head_channels,

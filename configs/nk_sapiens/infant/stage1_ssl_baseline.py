@@ -28,7 +28,9 @@ lambda_dev = 0.0  # L_dev: student keypoints vs the ddp_prior's denoising of the
 lambda_geo_depth = 0.0  # CMGC limb rigidity against the cached depth
 lambda_geo_normal = 0.0  # CMGC limb/surface tangency against the cached normals
 cmgc_source = 'cache'  # 'online' runs the geometric teacher in the step (tests, benchmarks)
-ddp_prior_checkpoint = 'work_dirs/ddp_prior/ddp_prior.pth'  # tools/train_ddp_prior.py --out
+# tools/train_ddp_prior.py --out; relative: inside the NK-Sapiens checkout (nk_train/paths.py).
+# Read when training starts; evaluation does not need it.
+ddp_prior_checkpoint = 'work_dirs/ddp_prior/ddp_prior.pth'
 
 # The weak view is the seeded crop of the geometric cache (same seed, ranges, K and crop size,
 # read from the geo_cache dict that stage0_supervised.py inherits), so a cached depth/normal

@@ -4,8 +4,10 @@
 # checked by `python tools/check_cache.py`, read in Stage1 by LoadGeoCacheMaps. Stage1 configs
 # inherit this file and pass `geo_cache` to SeededTopdownAffine / LoadGeoCacheMaps, so training
 # and precompute read the same dict: that is how a stale cache is detected (its fingerprint).
-# Note: the paths below are copied from infant_data.py when this file is parsed; to move the
-# data, override geo_cache.data_root (not only data_root) with --cfg-options.
+# `root` and the teacher files are relative to the NK-Sapiens checkout (nk_train/paths.py), so
+# precompute and training find the same cache from any working directory; the data paths are
+# copied from infant_data.py when this file is parsed (relative to the working directory): to
+# move the data, override geo_cache.data_root (not only data_root) with --cfg-options.
 _base_ = ['./infant_data.py']
 
 geo_cache_num_seeds = 4  # K views per training instance; val uses k = 0 only

@@ -1,9 +1,9 @@
 # Where the infant data lives and how its splits are named. Every NK-Sapiens config (Stage0,
 # Stage1, the geometric cache) inherits this file, so paths are written once.
-# Paths are relative to the working directory (the repo root, where `data/` links to the
-# shared data). On a cluster, link `data/` to the data there or edit this one file: the
-# dataloaders copy these values when the configs are parsed, so --cfg-options data_root=...
-# would not reach them.
+# Paths are relative to the working directory, as in every OpenMMLab config: the repo root,
+# where `data/` links to the shared data, or `pose/` of a Sapiens checkout with the same link.
+# On a cluster, link `data/` to the data there or edit this one file: the dataloaders copy
+# these values when the configs are parsed, so --cfg-options data_root=... would not reach them.
 data_root = 'data/'
 dataset_type = 'CocoDataset'
 data_mode = 'topdown'
