@@ -1,9 +1,12 @@
-"""Small helpers shared by the packages: file hashes and plain (JSON-able) config values."""
+"""Small helpers shared by the packages: file and tensor hashes, plain (JSON-able) config
+values."""
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
+
+import torch
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
@@ -12,6 +15,16 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
     with open(path, 'rb') as f:
         while block := f.read(chunk_bytes):
             h.update(block)
+    return h.hexdigest()
+
+
+def tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """SHA-256 over named tensors sorted by name: names, dtypes, shapes and raw bytes."""
+    h = hashlib.sha256()
+    for name, value in sorted(named, key=lambda item: item[0]):
+        t = value.detach().cpu().contiguous()
+        h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
     return h.hexdigest()
 
 

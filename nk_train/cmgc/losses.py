@@ -98,6 +98,8 @@ class CMGCLoss(nn.Module):
         losses: dict[str, torch.Tensor] = {}
         if not terms:
             return losses
+        if not bool(torch.isfinite(coords).all()):  # grid_sample on NaN crashes the process
+            raise FloatingPointError('CMGCLoss: non-finite keypoints')
         with torch.autocast(device_type=coords.device.type, enabled=False):
             coords, weights = coords.float(), weights.float()
             vec, dz, w = _limb_terms(coords, weights, depth.float(), self.edges,

@@ -1,5 +1,6 @@
 """See the package docstring of nk_train."""
 from .mixed_sampler import MixedSourceSampler, SourceConcatDataset  # noqa: F401,E402
+from .checked_coco import CheckedCocoDataset  # noqa: F401,E402
 from .unlabeled_dataset import UnlabeledCocoDataset  # noqa: F401,E402
 from .views import CoarseDropout, ToBranch, WeakStrongViews, ssl_collate  # noqa: F401,E402
 from .seeded_aug import SeededTopdownAffine  # noqa: F401,E402  (weak view of the Stage1 configs)

@@ -1,26 +1,33 @@
-"""Validate a COCO keypoint file against its images and the keypoint set (dataset_info).
+"""Validate a COCO keypoint file against the keypoint set (and, given a folder, its images).
 
-Used by ``tools/check_dataset.py``. Errors are problems that corrupt training or evaluation
-(a missing/unreadable image, a size that disagrees with the file, a zero-area box, a wrong
-keypoint count); warnings are problems the project copes with in a documented way (boxes
-slightly outside the image are clipped; ``area`` is replaced by the bbox area and annotation
-ids are renumbered 1..N for evaluation, see ``nk_train.evaluation.coco_gt``).
+Used by ``tools/check_dataset.py`` (with the images) and by the training datasets when they
+load a file (``CheckedCocoDataset``, ``UnlabeledCocoDataset``: JSON only, cheap), so a
+defect stops training at build time with the file and annotation named. Errors are problems
+that corrupt training or evaluation: an unreadable file, no annotations, a missing/unreadable
+image or one listed twice, a size that disagrees with the file, a box that is malformed, has no
+area or lies wholly outside its image, keypoints of the wrong count, non-numeric or non-finite
+values, an unknown visibility flag. Warnings are what the project copes with in a documented
+way: boxes partly outside the image (clipped), ``area`` (evaluation uses the bbox area),
+annotation id 0 (evaluation renumbers ids, ``nk_train.evaluation.coco_gt``), instances without
+labeled keypoints (not used for supervised training).
 """
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 from PIL import Image
 
 from ..evaluation.coco_gt import bbox_area
-from ..skeleton import Skeleton
 
 # COCO's `area` is a segmentation area, so it lies inside (0, bbox area]; allow a little
 # slack above 1 for rounding and flag anything implausibly small.
 AREA_RATIO_RANGE = (0.2, 1.05)
+VISIBILITY_FLAGS = (0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,14 @@ class Finding:
         return f'{self.level.upper():7s} {self.where}: {self.what}'
 
 
+Add = Callable[[str, str, str], None]
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
 def _read_image_size(path: Path) -> tuple[int, int]:
     """(width, height) after a cheap full decode (JPEG draft mode) that catches truncation."""
     with Image.open(path) as img:
@@ -42,92 +57,179 @@ def _read_image_size(path: Path) -> tuple[int, int]:
     return size
 
 
-def check_coco_keypoints(ann_file: str | Path, img_dir: str | Path,
-                         skeleton: Skeleton) -> list[Finding]:
-    """Return every problem found in ``ann_file`` (empty list = clean)."""
-    ann_file, img_dir = Path(ann_file), Path(img_dir)
+def check_coco_keypoints(ann_file: str | Path, img_dir: str | Path | None,
+                         keypoint_names: Sequence[str], require_keypoints: bool = True,
+                         require_annotations: bool = True) -> list[Finding]:
+    """Every problem found in ``ann_file`` (empty list = clean). ``img_dir=None`` checks the
+    JSON only; ``require_keypoints=False`` for box-only (unlabeled) files;
+    ``require_annotations=False`` for an images-only file whose boxes come from a detector."""
+    ann_file = Path(ann_file)
     findings: list[Finding] = []
 
     def add(level: str, where: str, what: str) -> None:
         findings.append(Finding(level, where, what))
 
     try:
-        coco = json.loads(ann_file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        coco = json.loads(ann_file.read_bytes())
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError
         return [Finding('error', str(ann_file), f'cannot read annotation file: {err}')]
-    for key in ('images', 'annotations'):
-        if key not in coco:
-            add('error', str(ann_file), f'no "{key}" list')
-    if findings:
-        return findings
+    if isinstance(coco, dict) and not require_annotations:
+        coco.setdefault('annotations', [])
+    if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list)
+                                             for k in ('images', 'annotations')):
+        return [Finding('error', str(ann_file), 'not a COCO file: needs "images" and '
+                                                '"annotations" lists')]
+    if require_annotations and not coco['annotations']:
+        add('error', str(ann_file), 'the "annotations" list is empty: nothing to train on')
+    _check_categories(coco, tuple(keypoint_names), add)
+    images = _check_images(coco['images'], None if img_dir is None else Path(img_dir), add)
+    _check_annotation_ids(coco['annotations'], add)
+    for ann in coco['annotations']:
+        img = images.get(ann.get('image_id'))
+        if img is None:
+            add('error', f'ann {ann.get("id")}', f'image_id {ann.get("image_id")!r} not in images')
+            continue
+        where = f'{img.get("file_name")} ann {ann.get("id")}'
+        size = img.get('_disk_size', (img.get('width'), img.get('height')))
+        if _check_bbox(ann.get('bbox'), size, where, add):
+            _check_area(ann, where, add)
+        if require_keypoints or ann.get('keypoints') is not None:
+            _check_keypoints(ann, len(keypoint_names), size, where, add, require_keypoints)
+    return findings
 
-    k = skeleton.num_keypoints
+
+def _check_categories(coco: dict, names: tuple[str, ...], add: Add) -> None:
     for cat in coco.get('categories', []):
-        names = cat.get('keypoints')
-        if names is not None and tuple(names) != skeleton.keypoint_names:
-            add('error', f'category {cat.get("id")}',
-                f'keypoint names differ from dataset_info {skeleton.source}')
+        got = cat.get('keypoints')
+        if got is not None and tuple(got) != names:
+            add('error', f'category {cat.get("id")}', 'keypoint names differ from the '
+                'dataset_info keypoint set')
 
-    images = {}
-    for img in coco['images']:
+
+def _check_images(images: list, img_dir: Path | None, add: Add) -> dict:
+    """Images by id; duplicates, and (with ``img_dir``) missing/unreadable files and sizes."""
+    by_id: dict = {}
+    names = Counter(img.get('file_name') for img in images)
+    for name, n in names.items():
+        if n > 1:
+            add('error', str(name), f'image listed {n} times')
+    for img in images:
         name = img.get('file_name', f'<image id {img.get("id")}>')
-        images[img.get('id')] = img
+        if img.get('id') in by_id:
+            add('error', name, f'image id {img.get("id")} used twice')
+        by_id[img.get('id')] = img
+        if not (_number(img.get('width')) and _number(img.get('height'))):
+            add('error', name, f'width/height must be numbers, got {img.get("width")!r} x '
+                f'{img.get("height")!r}')
+        if img_dir is None:
+            continue
         path = img_dir / name
         if not path.is_file():
             add('error', name, f'image file missing ({path})')
             continue
         try:
             w, h = _read_image_size(path)
-        except Exception as err:  # PIL raises many types for broken files
+        except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
             add('error', name, f'image unreadable: {err}')
             continue
         img['_disk_size'] = (w, h)
         if (w, h) != (img.get('width'), img.get('height')):
-            add('error', name, f'size on disk {w}x{h} != JSON {img.get("width")}x{img.get("height")}'
-                ' (boxes and keypoints may be in another frame)')
+            add('error', name, f'size on disk {w}x{h} != JSON {img.get("width")}x'
+                f'{img.get("height")} (boxes and keypoints may be in another frame)')
+    return by_id
 
-    ann_ids = Counter(a.get('id') for a in coco['annotations'])
-    for ann_id, n in ann_ids.items():
+
+def _check_annotation_ids(anns: list, add: Add) -> None:
+    ids = Counter(a.get('id') for a in anns)
+    for ann_id, n in ids.items():
         if n > 1:
             add('error', f'ann {ann_id}', f'annotation id used {n} times')
-    if 0 in ann_ids:
+    if 0 in ids:
         add('warning', 'ann 0', 'annotation id 0 means "unmatched" to COCOeval; '
             'evaluation renumbers ids 1..N (InfantCocoMetric)')
 
-    for ann in coco['annotations']:
-        img = images.get(ann.get('image_id'))
-        if img is None:
-            add('error', f'ann {ann.get("id")}', f'image_id {ann.get("image_id")} not in images')
-            continue
-        where = f'{img.get("file_name")} ann {ann.get("id")}'
-        bbox = ann.get('bbox')
-        if not bbox or len(bbox) != 4:
-            add('error', where, f'bbox must be [x, y, w, h], got {bbox}')
-            continue
-        x, y, bw, bh = map(float, bbox)
-        if bw <= 0 or bh <= 0:
-            add('error', where, f'zero-area bbox {bbox}')
-            continue
-        w, h = img.get('_disk_size', (img.get('width'), img.get('height')))
-        if x < 0 or y < 0 or x + bw > w or y + bh > h:
-            add('warning', where, f'bbox [{x:.1f}, {y:.1f}, {bw:.1f}, {bh:.1f}] extends outside '
-                f'the {w}x{h} image (clipped by the dataset)')
-        kpts = ann.get('keypoints')
-        if kpts is None or len(kpts) != 3 * k:
-            add('error', where, f'expected {3 * k} keypoint values (K={k}), got '
-                f'{None if kpts is None else len(kpts)}')
-            continue
-        visible = [(kpts[3 * i], kpts[3 * i + 1]) for i in range(k) if kpts[3 * i + 2] > 0]
-        if ann.get('num_keypoints') != len(visible):
-            add('warning', where, f'num_keypoints={ann.get("num_keypoints")} but '
-                f'{len(visible)} keypoints have v>0')
+
+def _check_bbox(bbox, size: tuple, where: str, add: Add) -> bool:
+    """Whether the box is usable (errors and warnings added)."""
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
+        add('error', where, f'bbox must be four finite numbers [x, y, w, h], got {bbox!r}')
+        return False
+    x, y, bw, bh = map(float, bbox)
+    if bw <= 0 or bh <= 0:
+        add('error', where, f'zero-area bbox {bbox}')
+        return False
+    w, h = size
+    if not (_number(w) and _number(h)):
+        return False
+    if x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
+        add('error', where, f'bbox [{x:.1f}, {y:.1f}, {bw:.1f}, {bh:.1f}] lies wholly outside '
+            f'the {w}x{h} image')
+        return False
+    if x < 0 or y < 0 or x + bw > w or y + bh > h:
+        add('warning', where, f'bbox [{x:.1f}, {y:.1f}, {bw:.1f}, {bh:.1f}] extends outside '
+            f'the {w}x{h} image (clipped by the dataset)')
+    return True
+
+
+def _check_area(ann: dict, where: str, add: Add) -> None:
+    if 'area' not in ann:
+        return
+    if not _number(ann['area']):
+        add('warning', where, f'area {ann["area"]!r} is not a number; evaluation uses the '
+            'bbox area')
+        return
+    ratio = float(ann['area']) / bbox_area(ann['bbox'])
+    lo, hi = AREA_RATIO_RANGE
+    if not lo <= ratio <= hi:
+        add('warning', where, f'area/bbox-area = {ratio:.3g} outside [{lo}, {hi}]; '
+            'evaluation uses area = bbox w*h')
+
+
+def _check_keypoints(ann: dict, k: int, size: tuple, where: str, add: Add,
+                     required: bool) -> None:
+    kpts = ann.get('keypoints')
+    if not isinstance(kpts, list) or len(kpts) != 3 * k:
+        got = len(kpts) if isinstance(kpts, list) else type(kpts).__name__
+        add('error', where, f'expected {3 * k} keypoint values (K={k}), got {got}')
+        return
+    bad = [i for i, v in enumerate(kpts) if not _number(v)]
+    if bad:
+        add('error', where, f'keypoint values must be finite numbers: entries {bad[:6]} are '
+            f'{[kpts[i] for i in bad[:6]]}')
+        return
+    flags = [kpts[3 * i + 2] for i in range(k)]
+    unknown = sorted({f for f in flags if f not in VISIBILITY_FLAGS})
+    if unknown:
+        add('error', where, f'visibility flags must be 0, 1 or 2, got {unknown}')
+        return
+    visible = [(kpts[3 * i], kpts[3 * i + 1]) for i in range(k) if flags[i] > 0]
+    if 'num_keypoints' in ann and ann['num_keypoints'] != len(visible):
+        add('warning', where, f'num_keypoints={ann["num_keypoints"]} but {len(visible)} '
+            'keypoints have v>0')
+    if required and not visible:
+        add('warning', where, 'no labeled keypoint: not used for supervised training')
+    w, h = size
+    if _number(w) and _number(h):
         outside = [(px, py) for px, py in visible if not (0 <= px < w and 0 <= py < h)]
         if outside:
             add('warning', where, f'{len(outside)} labeled keypoint(s) outside the image')
-        if 'area' in ann:
-            ratio = float(ann['area']) / bbox_area(bbox)
-            lo, hi = AREA_RATIO_RANGE
-            if not lo <= ratio <= hi:
-                add('warning', where, f'area/bbox-area = {ratio:.3g} outside [{lo}, {hi}]; '
-                    'evaluation uses area = bbox w*h')
+
+
+class DatasetDefectError(ValueError):
+    """An annotation file that training or evaluation must not read as it is."""
+
+
+def refuse_defects(ann_file: str | Path, keypoint_names: Sequence[str],
+                   require_keypoints: bool, require_annotations: bool = True,
+                   shown: int = 20) -> list[Finding]:
+    """Raise ``DatasetDefectError`` listing the errors of ``ann_file`` (JSON checks only);
+    return its warnings."""
+    findings = check_coco_keypoints(ann_file, None, keypoint_names, require_keypoints,
+                                    require_annotations)
+    errors = [f for f in findings if f.level == 'error']
+    if errors:
+        more = f'\n  ... ({len(errors)} errors in all)' if len(errors) > shown else ''
+        raise DatasetDefectError(
+            f'{ann_file}: {len(errors)} defect(s), refusing to load it (check it with '
+            'tools/check_dataset.py):\n  ' + '\n  '.join(map(str, errors[:shown])) + more)
     return findings

@@ -5,7 +5,8 @@ without keypoints (all of them here) and it refuses ``bbox_file`` outside test m
 dataset keeps every box, from the annotations or from a detector result file, and gives each
 crop zero keypoints with visibility 0, so the standard transforms and ``PackPoseInputs`` work
 unchanged. Bad input (a missing box, an unknown image, a box with no area inside the image)
-raises an error naming the file and the entry.
+raises an error naming the file and the entry: the annotation file is checked when it is
+loaded (``coco_check.refuse_defects``), detector boxes one by one.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from mmengine.fileio import exists, get_local_path, load
 from mmpose.datasets.datasets.base import BaseCocoStyleDataset
 from mmpose.registry import DATASETS
 from xtcocotools.coco import COCO
+
+from .coco_check import refuse_defects
 
 
 @DATASETS.register_module()
@@ -64,6 +67,10 @@ class UnlabeledCocoDataset(BaseCocoStyleDataset):
     def load_data_list(self) -> list[dict]:
         if not exists(self.ann_file):
             raise FileNotFoundError(f'UnlabeledCocoDataset: ann_file {self.ann_file} not found')
+        names = [self.metainfo['keypoint_id2name'][i]
+                 for i in range(self.metainfo['num_keypoints'])]
+        refuse_defects(self.ann_file, names, require_keypoints=False,
+                       require_annotations=not self.unlabeled_bbox_file)
         with get_local_path(self.ann_file) as local_path:
             coco = COCO(local_path)
         if 'categories' in coco.dataset:  # as the base class does, so ConcatDataset metainfo agree
@@ -95,16 +102,11 @@ class UnlabeledCocoDataset(BaseCocoStyleDataset):
         return data_list
 
     def _boxes_from_annotations(self, coco: COCO) -> list[tuple]:
-        boxes = []
-        for ann in coco.dataset.get('annotations', []):
-            where = f'{self.ann_file}: annotation id {ann.get("id")}'
-            if 'bbox' not in ann or len(ann['bbox']) != 4:
-                raise ValueError(f'{where} has no 4-number "bbox"')
-            if ann.get('image_id') not in coco.imgs:
-                raise ValueError(f'{where} refers to image_id {ann.get("image_id")}, which is '
-                                 'not in "images"')
-            boxes.append((ann['image_id'], ann['bbox'], 1.0, ann['id'], where))
-        return boxes
+        """Every annotation's box (the file passed ``refuse_defects``: boxes are well formed
+        and refer to known images)."""
+        return [(ann['image_id'], ann['bbox'], 1.0, ann['id'],
+                 f'{self.ann_file}: annotation id {ann["id"]}')
+                for ann in coco.dataset.get('annotations', [])]
 
     def _boxes_from_detections(self, coco: COCO, bbox_file: str) -> list[tuple]:
         if not exists(bbox_file):

@@ -9,6 +9,7 @@ its own checkpoint, never from Stage1 state dicts, the optimiser or the EMA.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from ..paths import require_project_file
 from .prior import DDPPrior
@@ -18,13 +19,13 @@ class LazyPrior:
     """Args:
         checkpoint: a ``tools/train_ddp_prior.py`` checkpoint (relative: to the checkout, see
             ``nk_train.paths``).
-        num_keypoints: K the prior must have.
+        keypoint_names: the keypoint set (order) the prior must have been trained on.
         user: who needs it, for error messages (e.g. ``'model.ddp_prior'``).
     """
 
-    def __init__(self, checkpoint: str | Path, num_keypoints: int, user: str) -> None:
+    def __init__(self, checkpoint: str | Path, keypoint_names: Sequence[str], user: str) -> None:
         self.checkpoint = str(checkpoint)
-        self.num_keypoints = int(num_keypoints)
+        self.keypoint_names = tuple(keypoint_names)
         self.user = user
         self._prior: DDPPrior | None = None
 
@@ -34,8 +35,9 @@ class LazyPrior:
                                         'Train one with tools/train_ddp_prior.py --out PATH '
                                         f'and set {self.user}.checkpoint=PATH.')
             prior = DDPPrior.from_checkpoint(path)
-            if prior.num_keypoints != self.num_keypoints:
-                raise ValueError(f'{self.user}: {path} has {prior.num_keypoints} keypoints, '
-                                 f'{self.num_keypoints} are needed')
+            if tuple(prior.keypoint_names) != self.keypoint_names:
+                raise ValueError(f'{self.user}: {path} was trained on the keypoints '
+                                 f'{list(prior.keypoint_names)}, this model has '
+                                 f'{list(self.keypoint_names)}')
             self._prior = prior
         return self._prior

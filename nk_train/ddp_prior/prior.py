@@ -37,6 +37,7 @@ from .denoiser import DenoiserConfig
 from .normalization import (NormalizationConfig, check_pose_batch, pose_frame, to_normalized,
                             to_pixels)
 from .schedule import NoiseSchedule, ScheduleConfig
+from ..utils import tensors_digest
 from .training import CHECKPOINT_FORMAT, build_networks
 
 DENOISE_MODES = ('x0', 'sdedit')
@@ -66,14 +67,23 @@ class DDPPrior(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = 'cpu') -> 'DDPPrior':
         path = Path(path)
+        retrain = 'retrain it with tools/train_ddp_prior.py --out PATH'
         if not path.is_file():
-            raise FileNotFoundError(f'ddp_prior checkpoint not found: {path} '
-                                    '(train one with tools/train_ddp_prior.py)')
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+            raise FileNotFoundError(f'ddp_prior checkpoint not found: {path} ({retrain})')
+        try:
+            ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as err:  # noqa: BLE001 - truncated, corrupted or foreign pickles
+            raise ValueError(f'{path}: cannot read this ddp_prior checkpoint '
+                             f'({type(err).__name__}: {str(err).splitlines()[0][:200]}); it is '
+                             f'corrupted or not a ddp_prior file: {retrain}') from None
         if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
             got = ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__
-            raise ValueError(f'{path}: not a ddp_prior checkpoint (format {got!r}, '
-                             f'expected {CHECKPOINT_FORMAT!r})')
+            raise ValueError(f'{path}: not a ddp_prior checkpoint of this version (format '
+                             f'{got!r}, expected {CHECKPOINT_FORMAT!r}): {retrain}')
+        digest = tensors_digest(ckpt['state_dict'].items())
+        if digest != ckpt.get('weights_sha256'):
+            raise ValueError(f'{path}: the weights do not match the sha256 recorded when the '
+                             f'file was written (corrupted): {retrain}')
         return cls.from_checkpoint_dict(ckpt, source=str(path)).to(device)
 
     @classmethod

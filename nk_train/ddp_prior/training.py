@@ -24,11 +24,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..utils import tensors_digest
 from .denoiser import DenoiserConfig, JointDenoiser, NoiseLevelEstimator
 from .normalization import NormalizationConfig, pose_frame, to_normalized
 from .schedule import NoiseSchedule, ScheduleConfig
 
-CHECKPOINT_FORMAT = 'nk_train.ddp_prior/1'
+# /2: the checkpoint records the sha256 of its weights (``weights_sha256``), checked at load.
+CHECKPOINT_FORMAT = 'nk_train.ddp_prior/2'
 
 
 @dataclass
@@ -261,8 +263,10 @@ def build_checkpoint(model: nn.Module, cfg: TrainConfig, poses: PoseSet,
                      annotation_sha256: str) -> dict:
     """Everything inference needs, as tensors and plain containers (``weights_only`` safe)."""
     tail = losses[-100:] if losses else [float('nan')]
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return {
         'format': CHECKPOINT_FORMAT,
+        'weights_sha256': tensors_digest(state.items()),
         'denoiser': cfg.denoiser.to_dict(),
         'schedule': cfg.schedule.to_dict(),
         'normalization': cfg.normalization.to_dict(),
@@ -279,7 +283,7 @@ def build_checkpoint(model: nn.Module, cfg: TrainConfig, poses: PoseSet,
             'ema_decay': cfg.ema_decay, 'seed': cfg.seed, 'augment': asdict(cfg.augment),
             'final_loss_mean100': float(sum(tail) / len(tail)),
         },
-        'state_dict': {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        'state_dict': state,
     }
 
 

@@ -9,10 +9,9 @@ BatchNorm statistics legitimately differ between ranks while its parameters must
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os.path as osp
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 from mmengine.dist import get_rank
@@ -20,17 +19,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
+from ..utils import tensors_digest
 from .ema_hook import persistent_buffers
-
-
-def tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
-    """SHA-256 over named tensors sorted by name: names, dtypes, shapes and raw bytes."""
-    h = hashlib.sha256()
-    for name, value in sorted(named, key=lambda item: item[0]):
-        t = value.detach().cpu().contiguous()
-        h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
-    return h.hexdigest()
 
 
 @HOOKS.register_module()

@@ -187,6 +187,7 @@ class KinematicPlausibilityScore(nn.Module):
         stats = load_skeleton_stats(stats_file, load_skeleton(dataset_info))
         self.stats_file = str(stats_file)
         self.min_limbs = stats.min_limbs
+        self.keypoint_names = tuple(stats.keypoint_names)
         self.num_keypoints = len(stats.keypoint_names)
         lo, hi = stats.rom_interval(*self.rom_quantiles)
         # Not persistent: they come from stats_file, not from checkpoints.
@@ -213,7 +214,7 @@ class KinematicPlausibilityScore(nn.Module):
         if unknown:
             raise ValueError(f'KPS prior: unknown keys {sorted(unknown)}; known: checkpoint, tau')
         from ..ddp_prior import LazyPrior
-        self._lazy_prior = LazyPrior(prior['checkpoint'], self.num_keypoints, 'KPS prior')
+        self._lazy_prior = LazyPrior(prior['checkpoint'], self.keypoint_names, 'KPS prior')
         self.prior_tau = float(prior.get('tau', 0.15))
         if self.prior_tau <= 0:
             raise ValueError(f'KPS prior tau must be > 0, got {self.prior_tau}')

@@ -12,7 +12,7 @@ the sum is divided by all B * K keypoints. Float32 with autocast off.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -48,11 +48,11 @@ class PriorTeacher:
 
     Args:
         checkpoint: a ``tools/train_ddp_prior.py`` checkpoint.
-        num_keypoints: K of the pose model (the prior must match it).
+        keypoint_names: the pose model's keypoint set (the prior must match it).
         denoise: keyword arguments of ``DDPPrior.denoise`` (mode, noise_level, ...).
     """
 
-    def __init__(self, checkpoint: str, num_keypoints: int,
+    def __init__(self, checkpoint: str, keypoint_names: Sequence[str],
                  denoise: Optional[Mapping[str, Any]] = None) -> None:
         self.denoise_kwargs = dict(denoise or {})
         unknown = set(self.denoise_kwargs) - DENOISE_KEYS
@@ -60,7 +60,7 @@ class PriorTeacher:
             raise ValueError(f'ddp_prior.denoise: unknown keys {sorted(unknown)}; known: '
                              f'{sorted(DENOISE_KEYS)}')
         self.checkpoint = checkpoint
-        self._lazy = LazyPrior(checkpoint, num_keypoints, 'model.ddp_prior')
+        self._lazy = LazyPrior(checkpoint, keypoint_names, 'model.ddp_prior')
 
     @property
     def prior(self) -> DDPPrior:

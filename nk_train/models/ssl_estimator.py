@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmpose.registry import MODELS
@@ -61,6 +62,8 @@ from torch import Tensor
 from ..cmgc.losses import TERMS as CMGC_TERMS
 from ..data.geo_views import stack_geo_maps, stack_teacher_crops
 from ..data.views import STRONG_PREFIX, SUP, WEAK
+from ..engine.finite_guard import raise_if_non_finite
+from ..skeleton import load_skeleton
 from .consistency_loss import ConsistencyOutput, heatmap_peak
 from .deviation_loss import PriorTeacher, deviation_loss
 from .gating import GateDecision
@@ -184,7 +187,7 @@ class SemiTopdownPoseEstimator(BaseModel):
         if self.lambda_dev > 0:
             if not ddp_prior or 'checkpoint' not in ddp_prior:
                 raise ValueError('lambda_dev > 0 needs ddp_prior=dict(checkpoint=PATH, ...)')
-            prior = PriorTeacher(ddp_prior['checkpoint'], self.num_keypoints(pose_model),
+            prior = PriorTeacher(ddp_prior['checkpoint'], self.keypoint_names(pose_model),
                                  ddp_prior.get('denoise'))
         self.prior_teacher = prior
         self.cmgc_loss = None
@@ -220,8 +223,13 @@ class SemiTopdownPoseEstimator(BaseModel):
             self.gate.kps.prior  # noqa: B018
 
     @staticmethod
-    def num_keypoints(pose_model: dict) -> int:
-        return int(pose_model['head']['out_channels'])
+    def keypoint_names(pose_model: dict) -> tuple[str, ...]:
+        """The keypoint set of the dataset_info file (the one every NK component uses)."""
+        names = load_skeleton().keypoint_names
+        if int(pose_model['head']['out_channels']) != len(names):
+            raise ValueError(f"pose_model.head.out_channels={pose_model['head']['out_channels']} "
+                             f'but the keypoint set has {len(names)} keypoints')
+        return names
 
     @property
     def lambda_cons(self) -> float:
@@ -275,9 +283,20 @@ class SemiTopdownPoseEstimator(BaseModel):
             with torch.no_grad():
                 teacher_heatmaps = self.heatmaps(self.teacher, batch.weak_inputs)
             strong = self.heatmaps(self.student, torch.cat(batch.strong_inputs))
+            # NaN heatmaps would become NaN keypoints, which crash grid_sample on CPU (CMGC)
+            self._check_finite(dict(teacher_heatmaps=teacher_heatmaps, student_heatmaps=strong),
+                               data_samples)
             student_heatmaps = list(strong.split(batch.weak_inputs.shape[0]))
             losses.update(self.unsup_losses(batch, teacher_heatmaps, student_heatmaps))
+        self._check_finite(losses, data_samples)
         return losses
+
+    @staticmethod
+    def _check_finite(values: dict, data_samples: dict) -> None:
+        """``NonFiniteLossError`` naming the iteration, terms and samples (before backward)."""
+        it = MessageHub.get_current_instance().get_info('iter')
+        raise_if_non_finite(values, 'Stage1 step' if it is None else f'iteration {it + 1}',
+                            data_samples)
 
     def loss_sup(self, inputs: Tensor, data_samples: list) -> dict:
         """L_sup: the student head's loss on labeled crops; ``loss_kpt`` is logged as

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from nk_train.ddp_prior import NoiseSchedule, build_networks, load_coco_poses, train_prior
+from nk_train.ddp_prior import (DDPPrior, NoiseSchedule, build_networks, load_coco_poses,
+                                train_prior)
 from nk_train.ddp_prior.training import augment, diffusion_loss, make_noisy_batch
 
 
@@ -105,3 +106,24 @@ def test_training_is_seeded(train_poses, skeleton, make_config):
                                                  b.state_dict().values()))
     assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
                                                      c.state_dict().values()))
+
+
+def test_corrupted_checkpoint_is_refused_naming_the_file(tiny_checkpoint, tmp_path):
+    """A flipped byte inside the weights of a saved prior (the pickle still loads) is refused by
+    the weights' recorded sha256; an unreadable file names the file, not torch's advice."""
+    _, path = tiny_checkpoint
+    raw = bytearray(path.read_bytes())
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    name, weight = next((k, v) for k, v in ckpt['state_dict'].items() if v.numel() > 64)
+    needle = weight.flatten()[17:25].numpy().tobytes()
+    at = bytes(raw).find(needle)
+    assert at > 0, 'weight bytes not found in the file'
+    raw[at + 3] ^= 0x10
+    flipped = tmp_path / 'flipped.pth'
+    flipped.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r'flipped\.pth: the weights do not match the sha256'):
+        DDPPrior.from_checkpoint(flipped)
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(bytes(raw[:len(raw) // 2]))
+    with pytest.raises(ValueError, match=r'truncated\.pth: cannot read this ddp_prior'):
+        DDPPrior.from_checkpoint(truncated)

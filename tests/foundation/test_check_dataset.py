@@ -10,9 +10,24 @@ import pytest
 from nk_train.data.coco_check import check_coco_keypoints
 from nk_train.skeleton import load_skeleton
 
+REAL = __import__('pathlib').Path(__file__).resolve().parents[2] / 'data' / 'syrip'
+
+
+NAMES = load_skeleton().keypoint_names
+
 
 def _findings(ann, img_dir):
-    return check_coco_keypoints(ann, img_dir, load_skeleton())
+    return check_coco_keypoints(ann, img_dir, NAMES)
+
+
+def _errors_of(tmp_path, edit) -> list[str]:
+    """Errors found in a copy of 3 real labeled annotations after ``edit(coco)``."""
+    coco = json.loads((REAL / 'annotations/train_labeled.json').read_text())
+    coco['images'], coco['annotations'] = coco['images'][:3], coco['annotations'][:3]
+    edit(coco)
+    ann = tmp_path / 'edited.json'
+    ann.write_text(json.dumps(coco))
+    return [str(f) for f in _findings(ann, REAL / 'images') if f.level == 'error']
 
 
 def test_val_test100_flaws_are_reported(syrip_root):
@@ -53,3 +68,35 @@ def test_cli_exit_codes_and_named_problems(syrip_root, tmp_path):
 def test_train_files_have_no_errors(syrip_root, ann):
     found = _findings(syrip_root / 'annotations' / ann, syrip_root / 'images')
     assert [f for f in found if f.level == 'error'] == []
+
+
+def _set_keypoint(value):
+    def edit(coco):
+        coco['annotations'][1]['keypoints'][3] = value
+    return edit
+
+
+def _box_outside(coco):
+    img = coco['images'][0]
+    coco['annotations'][0]['bbox'] = [img['width'] + 10.0, 5.0, 40.0, 40.0]
+
+
+@pytest.mark.parametrize('edit, expected', [
+    (lambda c: c.update(annotations=[]), 'the "annotations" list is empty'),
+    (_set_keypoint(float('nan')), 'keypoint values must be finite numbers'),
+    (_set_keypoint('12.5'), 'keypoint values must be finite numbers'),
+    (_box_outside, 'lies wholly outside'),
+    (lambda c: c['images'].append(dict(c['images'][0], id=999)), 'image listed 2 times'),
+    (lambda c: c['annotations'][2]['keypoints'].pop(), 'expected 51 keypoint values'),
+])
+def test_defects_are_errors_naming_the_annotation(tmp_path, syrip_root, edit, expected):
+    errors = _errors_of(tmp_path, edit)
+    assert any(expected in e for e in errors), errors
+
+
+def test_unreadable_annotation_file_is_one_error(tmp_path):
+    ann = tmp_path / 'broken.json'
+    ann.write_text('{"images": [')
+    found = _findings(ann, tmp_path)
+    assert len(found) == 1 and found[0].level == 'error'
+    assert 'cannot read annotation file' in found[0].what

@@ -77,8 +77,8 @@ def test_bbox_file_replaces_annotation_boxes(repo_root, coco_mini_root):
         pytest.approx([d['score'] for d in persons])
 
 
-@pytest.mark.parametrize('flaw,match', [('no_bbox', 'has no 4-number "bbox"'),
-                                        ('outside', 'no area inside')])
+@pytest.mark.parametrize('flaw,match', [('no_bbox', 'bbox must be four finite numbers'),
+                                        ('outside', 'lies wholly outside')])
 def test_bad_boxes_name_the_file_and_annotation(repo_root, syrip_root, tmp_path, flaw, match):
     raw = json.loads((syrip_root / 'annotations/train_unlabeled.json').read_text())
     ann = raw['annotations'][7]

@@ -59,7 +59,7 @@ model = dict(
 )
 optim_wrapper = dict(constructor='StudentLayerDecayOptimWrapperConstructor')
 custom_hooks = [
-    dict(type='SyncBuffersHook'),
+    *_base_.custom_hooks,
     dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=ema_warmup_iters),
 ]
 default_hooks = dict(checkpoint=dict(save_best=f'{eval_branch}/coco/AP'))

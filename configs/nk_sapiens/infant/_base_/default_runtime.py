@@ -4,13 +4,15 @@ custom_imports = dict(imports=['nk_train'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
+    # log_metric_by_epoch=False: validation rows in scalars.json carry their iteration
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1000, by_epoch=False),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='PoseVisualizationHook', enable=False),
 )
-custom_hooks = [dict(type='SyncBuffersHook')]
+# FiniteTrainingHook: stop at the first non-finite loss; never save non-finite weights.
+custom_hooks = [dict(type='SyncBuffersHook'), dict(type='FiniteTrainingHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

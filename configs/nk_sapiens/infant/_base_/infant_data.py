@@ -5,7 +5,7 @@
 # On a cluster, link `data/` to the data there or edit this one file: the dataloaders copy
 # these values when the configs are parsed, so --cfg-options data_root=... would not reach them.
 data_root = 'data/'
-dataset_type = 'CocoDataset'
+dataset_type = 'CheckedCocoDataset'  # mmpose's CocoDataset, refusing defective files
 data_mode = 'topdown'
 # The keypoint set / skeleton, resolved relative to this file so the configs also work from
 # a Sapiens checkout's pose/tools/train.py.

@@ -1,0 +1,61 @@
+"""``CheckedCocoDataset``: mmpose's ``CocoDataset`` that refuses defective files and says what
+it leaves out.
+
+mmpose drops instances it cannot use without a word (a zero-area box, a box outside the image:
+200 labeled instances became 199), a wrong keypoint count crashes later in the head, and a
+string or NaN coordinate fails deep in a transform or trains silently. This dataset checks the
+file when it is loaded (``nk_train.data.coco_check``, JSON only): any defect raises
+``DatasetDefectError`` naming the file and the annotations; the instances mmpose leaves out by
+design (crowd, no labeled keypoint) are logged with their ids.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from mmengine.logging import print_log
+from mmpose.datasets import CocoDataset
+from mmpose.registry import DATASETS
+
+from .coco_check import refuse_defects
+
+SHOWN = 10
+
+
+@DATASETS.register_module()
+class CheckedCocoDataset(CocoDataset):
+    """Same arguments and samples as mmpose's ``CocoDataset``."""
+
+    def load_data_list(self) -> list[dict]:
+        names = [self.metainfo['keypoint_id2name'][i]
+                 for i in range(self.metainfo['num_keypoints'])]
+        warnings = refuse_defects(self.ann_file, names, require_keypoints=True)
+        if warnings:
+            print_log(f'{self.ann_file}: {len(warnings)} warning(s) (documented and handled; '
+                      f'tools/check_dataset.py lists them), e.g. {warnings[0]}',
+                      logger='current', level=logging.INFO)
+        data_list = super().load_data_list()
+        if not self.bbox_file:
+            self._log_left_out({d['id'] for d in data_list})
+        return data_list
+
+    def _log_left_out(self, kept: set) -> None:
+        with open(self.ann_file, 'rb') as f:
+            anns = json.loads(f.read())['annotations']
+        left = [(a['id'], _why_left_out(a)) for a in anns if a['id'] not in kept]
+        if left:
+            shown = ', '.join(f'{i} ({why})' for i, why in left[:SHOWN])
+            print_log(f'{self.ann_file}: {len(left)} of {len(anns)} instances not used '
+                      f'(mmpose keeps only labeled, non-crowd instances): {shown}'
+                      + (' ...' if len(left) > SHOWN else ''), logger='current',
+                      level=logging.WARNING)
+
+
+def _why_left_out(ann: dict) -> str:
+    """mmpose's reason (``BaseCocoStyleDataset._is_valid_instance``) for a checked annotation."""
+    if ann.get('iscrowd'):
+        return 'crowd'
+    flags = ann.get('keypoints', [])[2::3]
+    if ann.get('num_keypoints', 1) == 0 or not any(v > 0 for v in flags):
+        return 'no labeled keypoint'
+    return 'box or keypoints empty after clipping to the image'
