@@ -34,12 +34,9 @@ def gating_figure(labels: list[PseudoLabel], thr_conf: float, thr_kps: float,
                              color='0.88', zorder=0))
     dots = left.scatter(conf, kps, c=oks_a, cmap='viridis', vmin=0.0, vmax=1.0, s=18,
                         edgecolors=np.where(acc, 'black', 'none'), linewidths=0.6, zorder=2)
-    left.axvline(thr_conf, color='black', ls='--', lw=1)
-    left.axhline(thr_kps, color='black', ls='--', lw=1)
-    left.text(thr_conf, 0.02, f'thr_conf = {thr_conf:g} ', fontsize=8, rotation=90,
-              ha='right', va='bottom', transform=left.get_xaxis_transform())
-    left.text(0.02, thr_kps, f'thr_kps = {thr_kps:g}', fontsize=8, va='bottom',
-              transform=left.get_yaxis_transform())
+    left.axvline(thr_conf, color='black', ls='--', lw=1, label=f'thr_conf = {thr_conf:g}')
+    left.axhline(thr_kps, color='black', ls=':', lw=1.2, label=f'thr_kps = {thr_kps:g}')
+    left.legend(loc='upper left', fontsize=8)
     left.text(0.99, 0.99, f'grey: accepted region\naccepted: {int(acc.sum())} of {len(labels)}'
               ' (black-edged dots)', fontsize=8, ha='right', va='top', transform=left.transAxes)
     left.set_xlim(-0.02, 1.02)
@@ -59,13 +56,13 @@ def gating_figure(labels: list[PseudoLabel], thr_conf: float, thr_kps: float,
         label = f'{name}: n={len(values)}' + (f', mean OKS {values.mean():.3f}'
                                                if len(values) else '')
         if len(values):
-            right.hist(values, bins=OKS_BINS, histtype='step', lw=1.8, color=color, ls=ls,
-                       label=label)
+            right.hist(values, bins=OKS_BINS, weights=np.full(len(values), 1.0 / len(values)),
+                       histtype='step', lw=1.8, color=color, ls=ls, label=label)
         else:
             right.plot([], [], color=color, ls=ls, label=label)
     right.set_xlim(0.0, 1.0)
     right.set_xlabel('OKS against the diagnostic label (1 = exact)', fontsize=9)
-    right.set_ylabel('crops per bin (bin width 0.05)', fontsize=9)
+    right.set_ylabel("share of the group's crops per bin (width 0.05)", fontsize=9)
     right.set_title('Pseudo-label quality: accepted vs rejected', fontsize=10)
     right.legend(fontsize=8, loc='upper left')
     return fig

@@ -9,7 +9,9 @@ iterations after its checkpoint). Training rows carry ``iter``. Validation rows 
 ``step``, which mmengine's ``LoggerHook`` sets to the epoch (0 in iteration-based loops) unless
 ``log_metric_by_epoch=False``; a validation row with ``step`` 0 is placed at the last training
 iteration logged before it, which is exact when the logger interval divides the validation
-interval (as in every config here).
+interval (as in every config here). Loss terms are mmengine's means over the log window; the
+other quantities are the logged iteration's values (``LogProcessor.mean_pattern``), and the
+figure says so.
 """
 from __future__ import annotations
 
@@ -43,6 +45,10 @@ TRAIN_PANELS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
 AP_KEY = re.compile(r'(^|/)coco/AP$')
 LINESTYLES = ('-', '--', ':', '-.')
 PANEL_IN = (3.6, 2.4)
+# mmengine's LogProcessor averages keys matching loss|time|grad_norm over its window and logs
+# the others (counts, ratios, gate means, lr) at the logged iteration only.
+LOGGED_VALUES = ('loss terms: mean over the log window (log_processor.window_size '
+                 'iterations); the other panels: the value at the logged iteration')
 
 
 @dataclass
@@ -119,10 +125,10 @@ def training_figure(runs: Sequence[TrainingRun], title: str = '', ncols: int = 4
         panels.append(('validation AP (COCO, area = bbox w x h)',
                        tuple((k,) for k in ap_keys), True))
     nrows = -(-len(panels) // ncols)
-    fig = new_figure(PANEL_IN[0] * ncols, PANEL_IN[1] * nrows + 0.9)
-    fig.suptitle(title or 'Training curves', fontsize=11)
+    fig = new_figure(PANEL_IN[0] * ncols, PANEL_IN[1] * nrows + 1.1)
+    fig.suptitle(f'{title or "Training curves"}\n{LOGGED_VALUES}', fontsize=10)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.06, top=1 - 0.85 / fig.get_figheight(),
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.06, top=1 - 1.05 / fig.get_figheight(),
                         hspace=0.55, wspace=0.28)
     colors = [f'C{i % 10}' for i in range(len(runs))]
     for ax, (panel_title, series, val) in zip(axes, panels):
@@ -148,10 +154,11 @@ def training_figure(runs: Sequence[TrainingRun], title: str = '', ncols: int = 4
                                for keys, ls in zip(series, LINESTYLES)], fontsize=7)
         if missing:
             ax.text(0.02, 0.02, 'not logged by: ' + ', '.join(missing), fontsize=7,
-                    color='0.4', transform=ax.transAxes)
+                    color='0.3', transform=ax.transAxes, zorder=5,
+                    bbox=dict(facecolor='white', alpha=0.8, lw=0, pad=1))
     for ax in axes[len(panels):]:
         ax.set_axis_off()
     fig.legend(handles=[Line2D([], [], color=c, lw=2, label=r.name)
                         for r, c in zip(runs, colors)], loc='upper center', ncol=min(len(runs), 6),
-               fontsize=9, frameon=False, bbox_to_anchor=(0.5, 1 - 0.35 / fig.get_figheight()))
+               fontsize=9, frameon=False, bbox_to_anchor=(0.5, 1 - 0.5 / fig.get_figheight()))
     return fig
