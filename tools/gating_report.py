@@ -88,9 +88,10 @@ def load_model(config: str, checkpoint: str, cfg_options: dict | None = None):
 def crop_predictions(cfg, model, indices: list[int] | None = None,
                      batch_size: int = 8) -> Iterator[dict]:
     """Per crop of the unlabeled pool's identity view (k = 0): Teacher A's keypoints
-    (``teacher_xy``, heatmap pixels) and heatmap peaks, the gate's decision, and Teacher A,
-    Teacher B and the student in original image pixels (``image_a/b/s``) with the crop's
-    diagnostic annotation (``diagnostic``)."""
+    (``teacher_xy``, heatmap pixels) and heatmap peaks, the gate's decision (``accept``) and
+    its inputs (``conf``, ``kps``), and Teacher A, Teacher B and the student in original image
+    pixels (``image_a/b/s``) with the crop's diagnostic annotation (``diagnostic``), image
+    (``img_path``) and crop affine (``affine``, image -> crop)."""
     from nk_train.data.seeded_views import SeededViewDataset
     from nk_train.kps import heatmap_peaks
 
@@ -127,7 +128,9 @@ def crop_predictions(cfg, model, indices: list[int] | None = None,
                                f'{diag_path}')
             affine = np.asarray(meta['geo_affine'])
             yield dict(sample_id=sid, teacher_xy=t_xy[i], teacher_peaks=peaks[i],
-                       accept=bool(accept[i]), diagnostic=diag[sid],
+                       accept=bool(accept[i]), conf=float(decision.conf[i]),
+                       kps=float(decision.kps[i]), diagnostic=diag[sid],
+                       img_path=meta['img_path'], affine=affine,
                        **{f'image_{name}': to_image(xy[i].numpy(), affine, input_size,
                                                     heatmap_size)
                           for name, xy in (('a', t_xy), ('b', b_xy), ('s', s_xy))})

@@ -12,8 +12,12 @@ Steps (each skipped when its result is already there, so a re-run resumes):
     training from the same Stage0 checkpoint with the same seed, then AP; for ``full`` also
     the gating report (pseudo-label accuracy against the diagnostic labels);
  6. summary: AP per stage, Teacher A/B counts, cache size and check status, written to
-    ``summary.json``; ``--record FILE`` also writes it as a markdown results table (the
-    recorded CPU experiment in docs/nk_sapiens/RESULTS.md comes from this).
+    ``summary.json``;
+ 7. figures (``tools/visualize.py``) in ``WORK_DIR/figures/``: cache preview, training curves
+    (Stage0; the Stage1 runs overlaid), the pseudo-label gallery and gating plots of ``full``,
+    AP per method. ``--record FILE`` also writes the summary as a markdown results table with
+    its AP figure beside it in ``figures/`` (the recorded CPU experiment in
+    docs/nk_sapiens/RESULTS.md comes from this).
 """
 from __future__ import annotations
 
@@ -142,6 +146,17 @@ def iterations(cfg: str) -> int:
     return int(Config.fromfile(str(ROOT / cfg)).train_cfg.max_iters)
 
 
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repo root where it lies inside it (as commands use it)."""
+    path = path.resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def record_figure(path: Path) -> Path:
+    """The AP figure a results file at ``path`` embeds (``figures/`` beside it)."""
+    return path.parent / 'figures' / 'results_ap.png'
+
+
 def record(path: Path, summary: dict, argv: list[str]) -> None:
     """The summary as a markdown results table (the file is generated: do not edit)."""
     ap = summary['ap_test100']
@@ -186,8 +201,12 @@ def record(path: Path, summary: dict, argv: list[str]) -> None:
                   '| group | n | PCK@0.1 | OKS |', '|---|---|---|---|']
         lines += [f'| {g} | {v["n"]} | {v["pck"]:.3f} | {v["oks"]:.3f} |'
                   for g, v in gating.items()]
+    figure = record_figure(path)
     lines += ['', f'Geometric cache: {summary["cache_size_mb"]} MB, check: '
-              f'{summary["cache_check"]}.', '']
+              f'{summary["cache_check"]}.', '',
+              f'![AP per method]({figure.relative_to(path.parent).as_posix()})', '',
+              'Figure: `.venv/bin/python tools/visualize.py results --results '
+              f'{repo_relative(path)} --out {repo_relative(figure)}`.', '']
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text('\n'.join(lines))
 
@@ -204,6 +223,26 @@ def teacher_counts(wd: Path) -> dict | None:
                 logged_iterations=len(rows))
 
 
+def figures(work: Path, stage1: list[str], full_extra: list[str]) -> Path:
+    """The pictures of this run (``tools/visualize.py``) in ``WORK_DIR/figures``."""
+    out = work / 'figures'
+    viz = 'tools/visualize.py'
+    run(viz, 'cache', '--config', GEO_CFG, '--out', str(out / 'cache_preview.png'))
+    run(viz, 'training', str(work / 'stage0'), '--title', 'Stage0',
+        '--out', str(out / 'training_stage0.png'))
+    if stage1:
+        run(viz, 'training', *(str(work / f'stage1_{n}') for n in stage1), '--names', *stage1,
+            '--title', 'Stage1 (same Stage0 checkpoint, same seed)',
+            '--out', str(out / 'training_stage1.png'))
+    if 'full' in stage1:
+        ckpt = (work / 'stage1_full' / 'last_checkpoint').read_text().strip()
+        run(viz, 'pseudo-labels', STAGE1_CFGS['full'], '--checkpoint', ckpt, '--out-dir',
+            str(out), *full_extra)
+    run(viz, 'results', '--results', str(work / 'summary.json'),
+        '--out', str(out / 'results_ap.png'))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/main_job')
@@ -214,28 +253,28 @@ def main() -> None:
     work = (ROOT / args.work_dir).resolve()
     summary = {}
 
-    step('1/6 skeleton statistics')
+    step('1/7 skeleton statistics')
     summary['skeleton_stats'] = check_stats()
-    step('2/6 ddp_prior')
+    step('2/7 ddp_prior')
     prior = ensure_prior(work)
-    step('3/6 geometric cache (stand-in teacher)')
+    step('3/7 geometric cache (stand-in teacher)')
     summary['cache_check'] = ensure_cache()
     size = sum(f.stat().st_size for f in (ROOT / 'cache/geo_cpu/unlabeled').rglob('*')
                if f.is_file())
     summary['cache_size_mb'] = round(size / 2 ** 20, 1)
-    step('4/6 Stage0')
+    step('4/7 Stage0')
     ap = {'stage0': train_and_test('stage0', STAGE0_CFG, work, [])}
     stage0_ckpt = (work / 'stage0' / 'last_checkpoint').read_text().strip()
     counts = {}
+    extra = ['--cfg-options', f'model.init_from={stage0_ckpt}',
+             f'model.ddp_prior.checkpoint={prior}']
     for name in args.stage1:
-        step(f'5/6 Stage1 {name}')
-        extra = ['--cfg-options', f'model.init_from={stage0_ckpt}',
-                 f'model.ddp_prior.checkpoint={prior}']
+        step(f'5/7 Stage1 {name}')
         ap[name] = train_and_test(f'stage1_{name}', STAGE1_CFGS[name], work, extra)
         counts[name] = teacher_counts(work / f'stage1_{name}')
         if name == 'full':
             summary['gating_report'] = gating_report(STAGE1_CFGS[name], work, extra)
-    step('6/6 summary')
+    step('6/7 summary')
     summary.update(
         ap_test100=ap, teacher_a_b_counts=counts,
         iterations={'stage0': iterations(STAGE0_CFG),
@@ -243,6 +282,8 @@ def main() -> None:
         date=datetime.date.today().isoformat(),
         machine=f'{os.cpu_count()} CPU cores, Python {platform.python_version()}')
     (work / 'summary.json').write_text(json.dumps(summary, indent=2))
+    step('7/7 figures')
+    figure_dir = figures(work, args.stage1, extra)
     for name, m in ap.items():
         print(f'  Test100, {name:9s}: AP {m["AP"]:.4f}  AP50 {m["AP50"]:.4f}  AR {m["AR"]:.4f}')
     for name, c in counts.items():
@@ -251,9 +292,13 @@ def main() -> None:
             if c else 'not logged by this config'))
     print(f'  geometric cache: {summary["cache_size_mb"]} MB, check: {summary["cache_check"]}')
     print(f'  written: {work / "summary.json"}')
+    pngs = ', '.join(sorted(p.name for p in figure_dir.glob('*.png')))
+    print(f'  figures: {figure_dir}/ ({pngs})')
     if args.record:
         record(ROOT / args.record, summary, sys.argv[1:])
-        print(f'  written: {args.record}')
+        figure = record_figure(ROOT / args.record)
+        run('tools/visualize.py', 'results', '--results', str(args.record), '--out', str(figure))
+        print(f'  written: {args.record}, {figure}')
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 """The main job's results table: metrics parsed from tools/test.py's log line (Stage0 and
-Stage1 prefixes), a missing metric is an error, and the markdown table has one row per run."""
+Stage1 prefixes), a missing metric is an error, and the markdown table has one row per run
+and embeds its AP figure."""
 from __future__ import annotations
 
 import importlib.util
@@ -50,3 +51,7 @@ def test_record_writes_one_row_per_run(main_job, tmp_path):
     assert '41 / 119 (20 logged it.)' in rows[1]
     assert '| teacherA_accepted | 100 | 0.633 | 0.625 |' in text
     assert '.venv/bin/python tools/main_job.py --record' in text
+    # the AP figure beside it, with the command that regenerates it
+    assert '![AP per method](figures/results_ap.png)' in text
+    assert f'tools/visualize.py results --results {out} --out {out.parent}/figures/' in text
+    assert main_job.record_figure(out) == out.parent / 'figures' / 'results_ap.png'
