@@ -4,5 +4,6 @@ from .distributed import prepare_distributed
 
 __all__ = ['BF16AutocastOptimWrapper', 'enable_amp', 'prepare_distributed']
 from .ema_hook import TeacherEMAHook, ema_update  # noqa: F401,E402
+from .geo_cache_copies_hook import GeoCacheCopiesHook  # noqa: F401,E402
 from .ssl_optim_constructor import StudentLayerDecayOptimWrapperConstructor  # noqa: F401,E402
 from .weight_digest_hook import WeightDigestHook  # noqa: F401,E402

@@ -36,6 +36,7 @@ param_scheduler = [
 auto_scale_lr = dict(base_batch_size=train_batch_size)
 default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=val_interval))
 custom_hooks = [
+    dict(type='GeoCacheCopiesHook'),
     dict(type='SyncBuffersHook'),
     dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=_base_.ema_warmup_iters),
 ]
