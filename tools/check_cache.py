@@ -6,10 +6,11 @@
 Quick mode (seconds, near-constant in the number of shards): manifest, layout, fingerprint
 against the config's ``geo_cache`` dict (naming every changed input), the image files (size
 and mtime, re-hashed when they differ; naming every changed image), completeness, every shard
-file present with its recorded size, no leftovers of interrupted writes. ``--full`` (linear in
-the cache's size) also re-hashes every shard file and image, compares every chunk checksum
-with its record, decodes every row (CRC32C), counts NaN/Inf, checks the depth range and unit
-normals, and compares the sample ids with the dataset's.
+file present with its recorded size, no temporaries of interrupted writes in the split
+directory or the record journal. ``--full`` (linear in the cache's size) also re-hashes every
+shard file and image, compares every chunk checksum with its record, decodes every row
+(CRC32C), counts NaN/Inf, checks the depth range and unit normals, compares the sample ids
+with the dataset's, and looks for zarr's temporaries beside every chunk file.
 Exit codes: 0 sound, 1 problems found (listed by shard/row/sample), 2 usage/config error.
 """
 from __future__ import annotations

@@ -1,14 +1,16 @@
 """Integrity checks of a split cache (``tools/check_cache.py``).
 
-Quick (near-constant in the number of shards: one manifest parse, one ``stat`` per shard file
-and per distinct image, no chunk read): manifest readable and of this format, fingerprint
-self-consistent and equal to the config's, every image's size and mtime equal to the recorded
-ones or its bytes' hash unchanged, sample ids and layout consistent, every shard recorded,
-every recorded file present with its recorded size (a truncated or 0-byte file is found here),
-no leftovers of interrupted writes. Full (linear in the cache's bytes): additionally re-hash
-every shard file and compare every chunk's CRC32C with its record, decode every row (a CRC32C
-failure names the row), re-hash the decoded values, count NaN/Inf, check the depth range and
-that normals have unit length, compare sample ids with the dataset's, and re-hash every image.
+Quick (no chunk is read: one manifest parse, one ``stat`` per shard file and per distinct
+image; measured in ``benchmarks/results/geo_cache_scale.json``): manifest readable and of this
+format, fingerprint self-consistent and equal to the config's, every image's size and mtime
+equal to the recorded ones or its bytes' hash unchanged, sample ids and layout consistent,
+every shard recorded, every recorded file present with its recorded size (a truncated or
+0-byte file is found here), no temporaries of interrupted writes in the split directory or the
+journal, no journal left beside a finished manifest. Full (linear in the cache's bytes):
+additionally re-hash every shard file and compare every chunk's CRC32C with its record, decode
+every row (a CRC32C failure names the row), re-hash the decoded values, count NaN/Inf, check
+the depth range and that normals have unit length, compare sample ids with the dataset's,
+re-hash every image, and look for zarr's temporaries beside every chunk file.
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def check_split_cache(split_dir: str | Path, expected_inputs: Mapping[str, Any],
     for line in cache_differences(manifest, expected_inputs, instances, ignore_keys,
                                   recorded_images, rehash_images=full):
         problems.append(Problem('stale', line))
-    for path in leftovers(split_dir, manifest):
+    for path in leftovers(split_dir, manifest, deep=full):
         problems.append(Problem('files', f'leftover of an interrupted write: '
                                          f'{path.relative_to(split_dir)} (precompute '
                                          '--resume removes it)'))
@@ -111,7 +113,7 @@ def _file_sizes(split_dir: Path, rec: Mapping[str, Any], j: int) -> list[Problem
     problems = []
     for f in rec['files'].values():
         try:
-            size = os.stat(split_dir / f['path']).st_size
+            size = os.stat(os.path.join(split_dir, f['path'])).st_size
         except FileNotFoundError:
             problems.append(Problem(f'shard {j}', f'recorded but file {f["path"]} is missing'))
             continue

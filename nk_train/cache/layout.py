@@ -28,8 +28,9 @@ end); the others hold one chunk per shard range. A new per-row array is one more
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import zarr
@@ -41,6 +42,7 @@ FORMAT_NAME = 'nk-sapiens-geo-cache'
 FORMAT_VERSION = 2
 MANIFEST_NAME = 'manifest.json'
 RECORDS_DIR = 'records'
+TEMPORARY_SUFFIXES = ('.partial', '.tmp')
 # How teacher outputs become map pixels (a fingerprint input: changing it changes values).
 MAP_RESAMPLING = ('separable box prefilter (odd width ~ output px per map px), then bilinear '
                   'sampling at UDP map-pixel centres, half-pixel teacher-output convention; '
@@ -137,10 +139,18 @@ def decode_normal(stored: np.ndarray) -> np.ndarray:
     return n / np.maximum(norm, 1e-6)
 
 
-def stray_partial_files(split_dir: Path) -> Iterator[Path]:
-    """Leftovers of interrupted writes: zarr's ``*.partial`` and our ``*.tmp`` files."""
-    for pattern in ('*.partial', '*.tmp'):
-        yield from Path(split_dir).rglob(pattern)
+def stray_partial_files(split_dir: Path, deep: bool = True) -> list[Path]:
+    """Leftovers of interrupted writes: our ``*.tmp`` files (in the split directory and
+    ``records/``, always looked for) and zarr's ``*.partial`` files, which sit next to any
+    chunk file, so finding them all walks the whole tree (``deep``: linear in the number of
+    shards)."""
+    split_dir = Path(split_dir)
+    if deep:
+        return [Path(root) / name for root, _, names in os.walk(split_dir) for name in names
+                if name.endswith(TEMPORARY_SUFFIXES)]
+    folders = [d for d in (split_dir, split_dir / RECORDS_DIR) if d.is_dir()]
+    return [Path(e.path) for d in folders for e in os.scandir(d)
+            if e.name.endswith(TEMPORARY_SUFFIXES)]
 
 
 def layout_dict(num_instances: int, num_seeds: int, rows_per_shard: int,

@@ -186,9 +186,10 @@ def remove_journal(split_dir: Path) -> None:
         shutil.rmtree(records_dir(split_dir))
 
 
-def leftovers(split_dir: Path, manifest: Mapping[str, Any]) -> list[Path]:
-    """Files of interrupted writes: temporaries, and the journal of a finished cache."""
-    found = list(stray_partial_files(split_dir))
+def leftovers(split_dir: Path, manifest: Mapping[str, Any], deep: bool = True) -> list[Path]:
+    """Files of interrupted writes: temporaries (zarr's beside chunk files only if ``deep``,
+    see ``stray_partial_files``), and the journal of a finished cache."""
+    found = stray_partial_files(split_dir, deep)
     if manifest['complete'] and records_dir(split_dir).exists():
         found.append(records_dir(split_dir))
     return found

@@ -55,7 +55,7 @@ def record_problem(rec: Mapping[str, Any] | None, rows: tuple[int, int]) -> str 
     if list(rec['rows']) != list(rows):
         return f'record covers rows {rec["rows"]}, the layout {list(rows)}'
     files = rec['files']
-    bad = [n for n in ROW_ARRAYS if not isinstance(files.get(n), Mapping)
+    bad = [n for n in ROW_ARRAYS if not isinstance(files.get(n), dict)  # parsed JSON
            or any(k not in files[n] for k in FILE_KEYS)]
     if bad:
         return f'record lacks the files of {bad}'
