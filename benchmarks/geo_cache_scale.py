@@ -2,7 +2,7 @@
 cost, opening, worker start-up, reads and checks, from 3k to 120k rows.
 
     python benchmarks/geo_cache_scale.py [--rows 3000 24000 120000] [--full-check-max-rows N]
-        [--out benchmarks/results/geo_cache_scale.json]
+        [--out benchmarks/results/geo_cache_scale.json] [--update]
 
 Each size replicates the 300 real unlabeled SyRIP boxes under new annotation and image ids
 (same image files) into a temporary annotation file outside the repo, K = 6 views, the CPU
@@ -284,6 +284,10 @@ def main() -> int:
     p.add_argument('--full-check-max-rows', type=int, default=24000,
                    help='run --full only up to this size (it reads everything)')
     p.add_argument('--out', default=str(REPO_ROOT / 'benchmarks/results/geo_cache_scale.json'))
+    p.add_argument('--update', action='store_true',
+                   help='keep the sizes of --out that are not measured again (each size records '
+                        'the machine load it ran under: rows/s follows the load of a shared '
+                        'machine)')
     args = p.parse_args()
     os.chdir(REPO_ROOT)  # the config's data_root is relative
     torch.set_num_threads(1)
@@ -294,7 +298,7 @@ def main() -> int:
                      load_average_at_start=os.getloadavg()),
         setup=dict(config=CONFIG, num_seeds=K, workers=WORKERS, reads=READS,
                    source='data/syrip/annotations/train_unlabeled.json (300 boxes) replicated'),
-        sizes={})
+        sizes=json.loads(Path(args.out).read_text())['sizes'] if args.update else {})
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for rows in args.rows:
@@ -328,6 +332,7 @@ def main() -> int:
     results['full_size_100k_x4'] = full_size_arithmetic(results['sizes'],
                                                          results['per_unit']['image_stat_us'])
     results['machine']['load_average_at_end'] = os.getloadavg()
+    results['sizes'] = dict(sorted(results['sizes'].items(), key=lambda kv: int(kv[0])))
     rates = [v['precompute']['rows_per_s'] for v in results['sizes'].values()]
     results['rows_per_s_max_over_min'] = max(rates) / min(rates)
     print(f'rows/s max/min over the sizes: {results["rows_per_s_max_over_min"]:.2f}')
