@@ -128,9 +128,8 @@ def shard_bytes(split_dir: Path) -> dict:
     manifest = json.loads((split_dir / 'manifest.json').read_text())
     per_array: dict[str, int] = {}
     for rec in manifest['shards'].values():
-        for rel in rec['files']:
-            name = rel.split('/')[0]
-            per_array[name] = per_array.get(name, 0) + (split_dir / rel).stat().st_size
+        for name, f in rec['files'].items():
+            per_array[name] = per_array.get(name, 0) + f['size']
     rows = manifest['layout']['num_rows']
     return {name: size / rows for name, size in per_array.items()}
 

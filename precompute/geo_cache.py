@@ -10,12 +10,16 @@ and writing its shard whole; the teacher is loaded once per worker process. By d
 ``LocalCluster(processes=True, threads_per_worker=1)`` with ``--workers`` processes runs here;
 ``--scheduler tcp://host:8786`` uses an existing cluster instead (start one worker per GPU,
 ``--nthreads 1``, with nk_train installed and the cache root and images on a shared file
-system). Tasks are retried (``--retries``); results are recorded in ``manifest.json`` as they
-arrive, so ``--resume`` redoes only shards without a record. An existing cache built from other
-settings is never touched without ``--overwrite``.
+system). Tasks are retried (``--retries``); each finished shard's record is journaled as it
+arrives (``records/<j>.json``, a constant cost per shard) and folded into ``manifest.json``
+when every shard has one, so ``--resume`` redoes only shards without a record. An existing
+cache built from other settings or other image files is never touched without ``--overwrite``.
 
 Exit codes: 0 complete, 1 some shards failed (each bad sample is listed), 2 usage/config
-error, 3 refused to touch an existing cache.
+error or a failed write (disk full, read-only file system: what was recorded is kept, finish
+with --resume), 3 refused to touch an existing cache (built from other settings, unfinished
+without --resume, or being written by another run: one run per split at a time, see
+``nk_train/cache/lock.py``).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -34,13 +39,14 @@ if str(REPO_ROOT) not in sys.path:  # `python precompute/geo_cache.py` from a ch
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from nk_train.cache.fingerprint import (diff_inputs, fingerprint,  # noqa: E402
-                                        split_fingerprint_inputs)
-from nk_train.cache.layout import (create_split_arrays, layout_dict, shard_ranges,  # noqa: E402
-                                   stray_partial_files)
-from nk_train.cache.manifest import (ManifestError, add_record, load_manifest,  # noqa: E402
-                                     manifest_path, missing_shards, new_manifest,
-                                     write_json_atomic)
+from nk_train.cache.fingerprint import (cache_differences, diff_inputs,  # noqa: E402
+                                        fingerprint, split_fingerprint_inputs)
+from nk_train.cache.layout import create_split_arrays, layout_dict, shard_ranges  # noqa: E402
+from nk_train.cache.lock import CacheLock, CacheLockedError  # noqa: E402
+from nk_train.cache.manifest import (ManifestError, fold_records, journal_images,  # noqa: E402
+                                     leftovers, load_manifest, manifest_path, missing_shards,
+                                     new_manifest, remove_journal, shard_records,
+                                     write_json_atomic, write_record)
 from nk_train.cache.settings import GeoCacheSettings  # noqa: E402
 from nk_train.cache.writer import ShardTask, compute_shard  # noqa: E402
 
@@ -77,11 +83,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--fault-exit-shard', type=int, default=None,
                    help='TESTING ONLY: the worker computing this shard exits abruptly after '
                         'writing part of it')
+    p.add_argument('--fault-exit-coordinator', choices=('after-record', 'after-fold'),
+                   help='TESTING ONLY: this process exits abruptly after journaling its first '
+                        'record, or after writing the finished manifest')
     return p.parse_args(argv)
 
 
 def prepare_cache(settings: GeoCacheSettings, split: str, indices, args) -> tuple:
-    """Create or validate the split cache; return (split_dir, manifest, shards to do, instances)."""
+    """Create or validate the split cache (its lock is held); return (split_dir, manifest,
+    records so far, shards to do, instances)."""
     inputs, unverifiable, instances = split_fingerprint_inputs(settings, split, indices)
     if unverifiable:
         raise FileNotFoundError(f'teacher checkpoint(s) not found for {unverifiable}: '
@@ -89,7 +99,6 @@ def prepare_cache(settings: GeoCacheSettings, split: str, indices, args) -> tupl
     if len(instances) == 0:
         raise ValueError(f'split {split!r} ({settings.ann_path(split)}) has no instances')
     sp = settings.split(split)
-    fp = fingerprint(inputs)
     layout = layout_dict(len(instances), sp.num_seeds, settings.rows_per_shard,
                          settings.map_size, settings.depth_dtype, settings.normal_encoding,
                          settings.blosc)
@@ -105,42 +114,38 @@ def prepare_cache(settings: GeoCacheSettings, split: str, indices, args) -> tupl
         create_split_arrays(split_dir, layout['num_rows'], settings.map_size,
                             settings.depth_dtype, settings.normal_encoding,
                             settings.rows_per_shard, settings.blosc)
-        manifest = new_manifest(split, fp, inputs, layout, instances.sample_ids,
-                                list(instances.excluded))
+        manifest = new_manifest(split, fingerprint(inputs), inputs, layout,
+                                instances.sample_ids, list(instances.excluded))
         write_json_atomic(manifest_path(split_dir), manifest)
         return manifest
 
     if not split_dir.exists() or not any(split_dir.iterdir()):
-        manifest = create()  # new, or an empty directory
-    else:
-        try:
-            manifest = load_manifest(split_dir)
-            problem = None
-        except ManifestError as err:
-            manifest, problem = None, str(err)
-        if manifest is not None:
-            diffs = diff_inputs(manifest['fingerprint_inputs'], inputs)
-            if fingerprint(manifest['fingerprint_inputs']) != manifest['fingerprint']:
-                diffs.append('fingerprint: does not match the manifest\'s own inputs')
-            diffs += diff_inputs(manifest['layout'], layout)
-            problem = ('built from other settings; changed:\n  ' + '\n  '.join(diffs)
-                       if diffs else None)
-        if problem is not None:
-            if not args.overwrite:
-                raise Refused(f'{split_dir}: {problem}\nNothing was changed; pass --overwrite '
-                              'to delete it and rebuild.')
-            manifest = create()
-        elif args.overwrite:
-            manifest = create()
-        elif not missing_shards(manifest):
-            return split_dir, manifest, [], instances
-        elif not args.resume:
-            raise Refused(f'{split_dir} is incomplete ({len(missing_shards(manifest))} shards '
-                          'without a record); pass --resume to finish it or --overwrite.')
-    for path in stray_partial_files(split_dir):
-        if path.name.endswith('.partial'):  # zarr's temporary file of a killed write
+        return split_dir, create(), {}, list(range(layout['num_shards'])), instances
+    try:
+        manifest = load_manifest(split_dir)
+        records = shard_records(split_dir, manifest)
+        recorded_images = None if manifest['complete'] else journal_images(records)
+        diffs = cache_differences(manifest, inputs, instances, recorded_images=recorded_images)
+        diffs += diff_inputs(manifest['layout'], layout)
+        problem = ('built from other settings or image files; changed:\n  ' + '\n  '.join(diffs)
+                   if diffs else None)
+    except ManifestError as err:
+        manifest, records, problem = None, {}, str(err)
+    if problem is not None and not args.overwrite:
+        raise Refused(f'{split_dir}: {problem}\nNothing was changed; pass --overwrite to delete '
+                      'it and rebuild.')
+    if problem is not None or args.overwrite:
+        return split_dir, create(), {}, list(range(layout['num_shards'])), instances
+    missing = missing_shards(layout, records)
+    if missing and not manifest['complete'] and not args.resume:
+        raise Refused(f'{split_dir} is unfinished ({len(missing)} shards without a record); '
+                      'pass --resume to finish it or --overwrite.')
+    for path in leftovers(split_dir, manifest):  # this run holds the lock: nobody writes them
+        if path.is_dir():
+            remove_journal(split_dir)
+        else:
             path.unlink()
-    return split_dir, manifest, missing_shards(manifest), instances
+    return split_dir, manifest, records, missing, instances
 
 
 def make_tasks(settings: GeoCacheSettings, split: str, split_dir: Path, instances,
@@ -165,14 +170,15 @@ def make_tasks(settings: GeoCacheSettings, split: str, split_dir: Path, instance
     return tasks
 
 
-def run_tasks(tasks: list[ShardTask], split_dir: Path, manifest: dict, args) -> dict:
-    """Submit one task per shard, record results as they arrive; return the summary."""
+def run_tasks(tasks: list[ShardTask], split_dir: Path, records: dict, args) -> dict:
+    """Submit one task per shard and journal each record as it arrives (into ``records``
+    too); stop at the first failed write. Return the summary."""
     import dask
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
-    results = dict(computed=[], failed={}, startup_s=0.0, tasks_wall_s=0.0,
-                   timings=dict(forward=0.0, total=0.0, wait_prepare=0.0, write=0.0,
+    results = dict(computed=[], failed={}, io_error=None, startup_s=0.0, tasks_wall_s=0.0,
+                   coordinator_cpu_s=0.0, timings=dict(forward=0.0, total=0.0, wait_prepare=0.0, write=0.0,
                                 resample=0.0, load_teacher=0.0))
     if not tasks:
         return results
@@ -190,7 +196,7 @@ def run_tasks(tasks: list[ShardTask], split_dir: Path, manifest: dict, args) -> 
             # bar and the timings measure the work.
             client.run(importlib.import_module, 'nk_train.cache.writer')
             results['startup_s'] = time.perf_counter() - t0
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             futures = {client.submit(compute_shard, t, retries=args.retries, pure=False,
                                      key=f'geo-shard-{t.shard}-{time.time_ns()}'): t.shard
                        for t in tasks}
@@ -204,15 +210,24 @@ def run_tasks(tasks: list[ShardTask], split_dir: Path, manifest: dict, args) -> 
                     results['failed'][j] = [f'task failed: {type(err).__name__}: {err}']
                 else:
                     if out['status'] == 'ok':
-                        add_record(split_dir, manifest, j, out['record'])
+                        write_record(split_dir, j, out['record'])
+                        records[str(j)] = out['record']
                         results['computed'].append(j)
+                        if args.fault_exit_coordinator == 'after-record':
+                            os._exit(17)  # testing only: the coordinator killed mid-run
                     else:
                         results['failed'][j] = out['errors']
+                        if out['status'] == 'io_error':
+                            results['io_error'] = out['errors'][0]
+                            client.cancel(list(futures))
+                            break
                     for key, value in out['timings'].items():
                         results['timings'][key] = results['timings'].get(key, 0.0) + value
                 bar.update(1)
             bar.close()
             results['tasks_wall_s'] = time.perf_counter() - t0
+            # this process: the scheduler of a local cluster, the client, the journal
+            results['coordinator_cpu_s'] = time.process_time() - cpu0
         finally:
             client.close()
             if cluster is not None:
@@ -222,21 +237,36 @@ def run_tasks(tasks: list[ShardTask], split_dir: Path, manifest: dict, args) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    t0 = time.perf_counter()
+    root = '(geo_cache.root)'
     try:
         cfg = Config.fromfile(args.config)
         cfg.merge_from_dict(args.cfg_options)
         if 'geo_cache' not in cfg:
             raise KeyError(f'{args.config} has no geo_cache dict')
         settings = GeoCacheSettings.from_config(cfg['geo_cache'])
-        indices = args.indices if args.indices is not None else args.limit
-        split_dir, manifest, todo, instances = prepare_cache(settings, args.split, indices, args)
-    except Refused as err:
+        settings.split(args.split)
+        root = Path(settings.root).resolve()
+        with CacheLock(root, args.split):
+            return run(settings, args)
+    except (Refused, CacheLockedError) as err:
         print(f'REFUSED: {err}', file=sys.stderr)
         return 3
-    except (KeyError, ValueError, FileNotFoundError, IndexError) as err:
+    except (KeyError, ValueError, FileNotFoundError, IndexError, ManifestError) as err:
         print(f'ERROR: {err.args[0] if isinstance(err, KeyError) else err}', file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, read-only file system, no lock manager, ...
+        print(f'ERROR: cannot write the cache under {root}: {err}. What was recorded is '
+              'kept; fix this and run again with --resume.',
+              file=sys.stderr)
+        return 2
+
+
+def run(settings: GeoCacheSettings, args) -> int:
+    """Prepare, compute and finish the cache of ``args.split`` (the caller holds its lock)."""
+    t0 = time.perf_counter()
+    indices = args.indices if args.indices is not None else args.limit
+    split_dir, manifest, records, todo, instances = prepare_cache(settings, args.split,
+                                                                  indices, args)
     for sid, reason in instances.excluded:
         print(f'excluded by the dataset rules: annotation {sid}: {reason}')
     num_shards = manifest['layout']['num_shards']
@@ -244,9 +274,15 @@ def main(argv: list[str] | None = None) -> int:
           f'{manifest["layout"]["num_rows"]} rows, {num_shards} shards, '
           f'{num_shards - len(todo)} already recorded, {len(todo)} to compute')
     tasks = make_tasks(settings, args.split, split_dir, instances, todo, args)
-    results = run_tasks(tasks, split_dir, manifest, args)
-    manifest = load_manifest(split_dir)
-    complete = not missing_shards(manifest)
+    results = run_tasks(tasks, split_dir, records, args)
+    complete = manifest['complete'] or not missing_shards(manifest['layout'], records)
+    t_finish = time.perf_counter()
+    if complete and not manifest['complete']:
+        manifest = fold_records(split_dir, manifest, records)
+        if args.fault_exit_coordinator == 'after-fold':
+            os._exit(17)  # testing only: killed between the final manifest and the cleanup
+        remove_journal(split_dir)
+    t_finish = time.perf_counter() - t_finish
     timings = results['timings']
     summary = dict(
         split=args.split, cache=str(split_dir), fingerprint=manifest['fingerprint'],
@@ -254,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         computed=sorted(results['computed']), failed={str(k): v for k, v in
                                                       sorted(results['failed'].items())},
         complete=complete, wall_s=time.perf_counter() - t0, startup_s=results['startup_s'],
-        tasks_wall_s=results['tasks_wall_s'], task_timings_s=timings,
+        tasks_wall_s=results['tasks_wall_s'], coordinator_cpu_s=results['coordinator_cpu_s'],
+        finish_s=t_finish, task_timings_s=timings,
         rows_computed=sum(t.rows[1] - t.rows[0] for t in tasks if t.shard in results['computed']))
     for j, errors in sorted(results['failed'].items()):
         print(f'shard {j} FAILED (nothing recorded):', file=sys.stderr)
@@ -265,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
           f'{summary["wall_s"]:.1f} s')
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=1))
+    if results['io_error']:
+        print(f'ERROR: {results["io_error"]}. The {len(records)} recorded shards are kept; fix '
+              'this and run again with --resume.', file=sys.stderr)
+        return 2
     return 0 if complete else 1
 
 

@@ -3,10 +3,14 @@
     python tools/check_cache.py --config CONFIG --split SPLIT [--full]
         [--indices I ... | --limit N] [--depth-range LO HI] [--cfg-options key=value ...]
 
-Quick mode: manifest, layout, fingerprint against the config's ``geo_cache`` dict (naming every
-changed input), completeness, no leftovers of interrupted writes. ``--full`` also re-hashes
-every shard file against its record, decodes every row (CRC32C), counts NaN/Inf, checks the
-depth range and unit normals, and compares the sample ids with the dataset's.
+Quick mode (seconds, near-constant in the number of shards): manifest, layout, fingerprint
+against the config's ``geo_cache`` dict (naming every changed input), the image files (size
+and mtime, re-hashed when they differ; naming every changed image), completeness, every shard
+file present with its recorded size, no temporaries of interrupted writes in the split
+directory or the record journal. ``--full`` (linear in the cache's size) also re-hashes every
+shard file and image, compares every chunk checksum with its record, decodes every row
+(CRC32C), counts NaN/Inf, checks the depth range and unit normals, compares the sample ids
+with the dataset's, and looks for zarr's temporaries beside every chunk file.
 Exit codes: 0 sound, 1 problems found (listed by shard/row/sample), 2 usage/config error.
 """
 from __future__ import annotations
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     split_dir = settings.split_dir(args.split)
     problems = check_split_cache(
-        split_dir, full=args.full, expected_inputs=inputs, ignore_keys=unverifiable,
+        split_dir, inputs, instances, full=args.full, ignore_keys=unverifiable,
         expected_ids=instances.sample_ids if args.full else None,
         depth_range=tuple(args.depth_range) if args.depth_range else None,
         normal_tol=args.normal_tol)

@@ -1,25 +1,34 @@
 """Integrity checks of a split cache (``tools/check_cache.py``).
 
-Quick: manifest and arrays readable and consistent with the layout, fingerprint self-consistent
-and (given a config) equal to the config's, every shard recorded, no leftovers of interrupted
-writes. Full: additionally re-hash every shard file against its record, decode every row (a
-CRC32C failure names the row), re-hash the decoded values, count NaN/Inf, check the depth range
-and that normals have unit length, and compare sample ids with the dataset's.
+Quick (no chunk is read: one manifest parse, one ``stat`` per shard file and per distinct
+image; measured in ``benchmarks/results/geo_cache_scale.json``): manifest readable and of this
+format, fingerprint self-consistent and equal to the config's, every image's size and mtime
+equal to the recorded ones or its bytes' hash unchanged, sample ids and layout consistent,
+every shard recorded, every recorded file present with its recorded size (a truncated or
+0-byte file is found here), no temporaries of interrupted writes in the split directory or the
+journal, no journal left beside a finished manifest. Full (linear in the cache's bytes):
+additionally re-hash every shard file and compare every chunk's CRC32C with its record, decode
+every row (a CRC32C failure names the row), re-hash the decoded values, count NaN/Inf, check
+the depth range and that normals have unit length, compare sample ids with the dataset's,
+re-hash every image, and look for zarr's temporaries beside every chunk file.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..utils import sha256_file
-from .fingerprint import diff_inputs, fingerprint
-from .layout import (NORMAL_INT8_SCALE, ROW_ARRAYS, array_specs, data_sha256,
-                     open_split_arrays, shard_file_keys, shard_ranges,
-                     stray_partial_files)
-from .manifest import ManifestError, load_manifest, missing_shards
+from .fingerprint import cache_differences
+from .instances import InstanceList
+from .layout import (MAP_ARRAYS, NORMAL_INT8_SCALE, ROW_ARRAYS, array_specs, data_sha256,
+                     open_split_arrays, shard_ranges)
+from .manifest import (ManifestError, journal_images, leftovers, load_manifest,
+                       missing_shards, shard_records)
+from .shard_reader import ShardFileError, stored_crcs
 
 
 @dataclass(frozen=True)
@@ -31,28 +40,30 @@ class Problem:
         return f'{self.where}: {self.what}'
 
 
-def check_split_cache(split_dir: str | Path, full: bool = False,
-                      expected_inputs: Mapping[str, Any] | None = None,
+def check_split_cache(split_dir: str | Path, expected_inputs: Mapping[str, Any],
+                      instances: InstanceList, full: bool = False,
                       ignore_keys: Sequence[str] = (),
                       expected_ids: Sequence[int] | None = None,
                       depth_range: tuple[float, float] | None = None,
                       normal_tol: float = 0.02) -> list[Problem]:
-    """Every problem found (empty list = the cache is sound)."""
+    """Every problem found (empty list = the cache is sound). ``expected_inputs`` and
+    ``instances`` describe the split as the config does now."""
     split_dir = Path(split_dir)
     problems: list[Problem] = []
     try:
         manifest = load_manifest(split_dir)
+        records = shard_records(split_dir, manifest)
+        recorded_images = None if manifest['complete'] else journal_images(records)
     except ManifestError as err:
         return [Problem('manifest', str(err))]
 
-    if fingerprint(manifest['fingerprint_inputs']) != manifest['fingerprint']:
-        problems.append(Problem('manifest', 'fingerprint does not match its stored inputs'))
-    if expected_inputs is not None:
-        for line in diff_inputs(manifest['fingerprint_inputs'], expected_inputs, ignore_keys):
-            problems.append(Problem('fingerprint', f'differs from the config: {line}'))
-    for path in stray_partial_files(split_dir):
+    for line in cache_differences(manifest, expected_inputs, instances, ignore_keys,
+                                  recorded_images, rehash_images=full):
+        problems.append(Problem('stale', line))
+    for path in leftovers(split_dir, manifest, deep=full):
         problems.append(Problem('files', f'leftover of an interrupted write: '
-                                         f'{path.relative_to(split_dir)}'))
+                                         f'{path.relative_to(split_dir)} (precompute '
+                                         '--resume removes it)'))
 
     layout = manifest['layout']
     num_seeds, num_rows = layout['num_seeds'], layout['num_rows']
@@ -64,7 +75,7 @@ def check_split_cache(split_dir: str | Path, full: bool = False,
         problems.append(Problem('manifest', 'duplicate sample ids'))
     if expected_ids is not None and list(expected_ids) != ids.tolist():
         problems.append(Problem('sample ids', _id_mismatch(ids.tolist(), list(expected_ids))))
-    missing = missing_shards(manifest)
+    missing = missing_shards(layout, records)
     if missing:
         problems.append(Problem('completeness', f'{len(missing)} of {layout["num_shards"]} '
                                                 f'shards have no record: {missing[:20]}'))
@@ -85,18 +96,30 @@ def check_split_cache(split_dir: str | Path, full: bool = False,
         return problems
 
     ranges = shard_ranges(num_rows, layout['rows_per_shard'])
-    for j in range(len(ranges)):
-        rec = manifest['shards'].get(str(j))
-        if rec is None:
-            continue
-        for rel in shard_file_keys(arrays, j).values():
-            if not (split_dir / rel).is_file():
-                problems.append(Problem(f'shard {j}', f'recorded but file {rel} is missing'))
+    unrecorded = set(missing)
+    usable = [j for j in range(len(ranges)) if j not in unrecorded]
+    for j in usable:
+        problems += _file_sizes(split_dir, records[str(j)], j)
     if full:
-        for j, (r0, r1) in enumerate(ranges):
-            if str(j) in manifest['shards']:
-                problems += _full_check_shard(split_dir, arrays, manifest['shards'][str(j)], j,
-                                              r0, r1, ids, num_seeds, depth_range, normal_tol)
+        for j in usable:
+            r0, r1 = ranges[j]
+            problems += _full_check_shard(split_dir, arrays, records[str(j)], j, r0, r1, ids,
+                                          num_seeds, layout['rows_per_shard'], depth_range,
+                                          normal_tol)
+    return problems
+
+
+def _file_sizes(split_dir: Path, rec: Mapping[str, Any], j: int) -> list[Problem]:
+    problems = []
+    for f in rec['files'].values():
+        try:
+            size = os.stat(os.path.join(split_dir, f['path'])).st_size
+        except FileNotFoundError:
+            problems.append(Problem(f'shard {j}', f'recorded but file {f["path"]} is missing'))
+            continue
+        if size != f['size']:
+            problems.append(Problem(f'shard {j}', f'file {f["path"]} has {size} bytes, its '
+                                                  f'record {f["size"]} (truncated or replaced)'))
     return problems
 
 
@@ -113,25 +136,46 @@ def _where(r: int, ids: np.ndarray, num_seeds: int) -> str:
     return f'row {r} (sample {sid}, k {k})'
 
 
+def _file_bytes_problems(split_dir: Path, rec: Mapping[str, Any], j: int, num_rows: int,
+                         rows_per_shard: int) -> list[Problem]:
+    """Each file's sha256 and stored chunk checksums against the record."""
+    problems = []
+    for name, f in rec['files'].items():
+        path = split_dir / f['path']
+        if not path.is_file():
+            continue  # reported by the quick check
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != f['sha256']:
+            problems.append(Problem(f'shard {j}', f'file {f["path"]} differs from its '
+                                                  'recorded hash'))
+        try:
+            crcs = stored_crcs(data, num_rows, rows_per_shard if name in MAP_ARRAYS else None)
+        except (ShardFileError, ValueError) as err:
+            problems.append(Problem(f'shard {j}', f'file {f["path"]}: {err}'))
+            continue
+        if crcs.astype('<u4').tobytes().hex() != f['crc32c']:
+            problems.append(Problem(f'shard {j}', f'file {f["path"]}: chunk checksums differ '
+                                                  'from the record'))
+    return problems
+
+
 def _full_check_shard(split_dir: Path, arrays: dict, rec: dict, j: int, r0: int, r1: int,
-                      ids: np.ndarray, num_seeds: int,
+                      ids: np.ndarray, num_seeds: int, rows_per_shard: int,
                       depth_range: tuple[float, float] | None, normal_tol: float
                       ) -> list[Problem]:
-    problems = []
-    for rel, digest in rec['files'].items():
-        path = split_dir / rel
-        if path.is_file() and sha256_file(path) != digest:
-            problems.append(Problem(f'shard {j}', f'file {rel} differs from its recorded hash'))
+    problems = _file_bytes_problems(split_dir, rec, j, r1 - r0, rows_per_shard)
     values: dict[str, list] = {name: [] for name in ROW_ARRAYS}
     readable = True
-    for name in ('sample_id', 'seed_k', 'affine'):
+    for name in ROW_ARRAYS:
+        if name in MAP_ARRAYS:
+            continue
         try:
             values[name] = arrays[name][r0:r1]
         except Exception as err:  # noqa: BLE001 - a decode failure is the finding
             problems.append(Problem(f'shard {j}', f'{name} rows {r0}..{r1 - 1} unreadable: '
                                                   f'{type(err).__name__}: {err}'))
             readable = False
-    for name in ('depth', 'normal'):
+    for name in MAP_ARRAYS:
         rows = []
         for r in range(r0, r1):
             try:

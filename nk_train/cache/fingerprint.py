@@ -4,6 +4,12 @@ Like Hugging Face datasets' fingerprints, but the inputs are stored next to the 
 mismatch can say *what* changed ("aug.rotate_factor: cache 30.0, config 20.0") instead of only
 that something did. Layout choices that do not change values (rows per shard, compressor) are
 not fingerprint inputs.
+
+The image files are inputs too, but their hashes are only known once the tasks have read them
+(``images.py``): a finished cache's inputs gain ``images: {count, sha256}`` (the digest of its
+image table) when precompute folds the records, and its fingerprint is recomputed then. So two
+caches built from the same config but different image bytes have different fingerprints, and
+``cache_differences`` names each image that changed.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import hashlib
 import json
 from typing import Any, Iterable, Mapping, Sequence
 
+from .images import current_images, image_differences
 from .instances import InstanceList, list_instances
 from .layout import FORMAT_VERSION, MAP_RESAMPLING
 from .settings import GeoCacheSettings
@@ -28,6 +35,16 @@ def fingerprint(inputs: Mapping[str, Any]) -> str:
 
 def ids_sha256(sample_ids: Iterable[int]) -> str:
     return hashlib.sha256(canonical_json([int(i) for i in sample_ids]).encode()).hexdigest()
+
+
+def images_summary(table: Mapping[str, list]) -> dict[str, Any]:
+    """The fingerprint input of an image table: its size and the digest of (name, sha256)."""
+    pairs = [[name, table[name][0]] for name in sorted(table)]
+    return dict(count=len(pairs),
+                sha256=hashlib.sha256(canonical_json(pairs).encode()).hexdigest())
+
+
+IMAGE_KEYS = ('images.count', 'images.sha256')
 
 
 def fingerprint_inputs(settings: GeoCacheSettings, split: str, instances: InstanceList,
@@ -54,11 +71,12 @@ def fingerprint_inputs(settings: GeoCacheSettings, split: str, instances: Instan
     )))
 
 
-def _flatten(obj: Any, prefix: str = '') -> dict[str, Any]:
+def flatten_dict(obj: Any, prefix: str = '') -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1} (leaves are kept as they are, lists included)."""
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for k, v in obj.items():
-            out.update(_flatten(v, f'{prefix}{k}.'))
+            out.update(flatten_dict(v, f'{prefix}{k}.'))
         return out
     return {prefix[:-1]: obj}
 
@@ -66,7 +84,7 @@ def _flatten(obj: Any, prefix: str = '') -> dict[str, Any]:
 def diff_inputs(cached: Mapping[str, Any], current: Mapping[str, Any],
                 ignore: Iterable[str] = ()) -> list[str]:
     """Human-readable differences ``key: cache X, config Y`` (empty = same)."""
-    a, b = _flatten(cached), _flatten(current)
+    a, b = flatten_dict(cached), flatten_dict(current)
     skip = set(ignore)
     lines = []
     for key in sorted(set(a) | set(b)):
@@ -78,6 +96,28 @@ def diff_inputs(cached: Mapping[str, Any], current: Mapping[str, Any],
             lines.append(f'{key}: cache {a[key]!r}, absent in config')
         elif a[key] != b[key]:
             lines.append(f'{key}: cache {a[key]!r}, config {b[key]!r}')
+    return lines
+
+
+def cache_differences(manifest: Mapping[str, Any], inputs: Mapping[str, Any],
+                      instances: InstanceList, ignore: Iterable[str] = (),
+                      recorded_images: Mapping[str, list] | None = None,
+                      rehash_images: bool = False) -> list[str]:
+    """Why the cache of ``manifest`` is not the one the config (``inputs``) and the image files
+    of ``instances`` describe now (empty = it is). ``recorded_images`` defaults to the
+    manifest's table (a finished cache); precompute passes the images of the records so far."""
+    cached = manifest['fingerprint_inputs']
+    lines = []
+    if fingerprint(cached) != manifest['fingerprint']:
+        lines.append("fingerprint: does not match the manifest's own inputs (edited by hand?)")
+    if recorded_images is None:
+        recorded_images = manifest.get('images') or {}
+        if 'images' in manifest and images_summary(recorded_images) != cached.get('images'):
+            lines.append("images: the manifest's image table does not match its fingerprint "
+                         '(edited by hand?)')
+    lines += diff_inputs(cached, inputs, [*ignore, *IMAGE_KEYS])
+    lines += image_differences(recorded_images,
+                               *current_images(instances, recorded_images, rehash_images))
     return lines
 
 

@@ -27,6 +27,7 @@ import numpy as np
 class Instance:
     sample_id: int  # COCO annotation id
     img_path: str
+    file_name: str  # the image's ``file_name`` in the annotation file (the image table's key)
     bbox_xyxy: tuple[float, float, float, float]  # float32 values, clipped like mmpose
 
 
@@ -102,29 +103,33 @@ def list_instances(ann_file: str | Path, img_dir: str | Path,
     excluded: list[tuple[int, str]] = []
     for img_id, img in images.items():
         for ann in anns_by_image[img_id]:
-            reason = _exclusion_reason(ann, img, require_keypoints)
+            xyxy = _clipped_xyxy(ann['bbox'], img) if 'bbox' in ann else None
+            reason = _exclusion_reason(ann, xyxy, require_keypoints)
             if reason is not None:
                 excluded.append((ann['id'], reason))
                 continue
             kept.append(Instance(sample_id=int(ann['id']),
                                  img_path=str(Path(img_dir) / img['file_name']),
-                                 bbox_xyxy=_clipped_xyxy(ann['bbox'], img)))
+                                 file_name=str(img['file_name']), bbox_xyxy=xyxy))
     return InstanceList(ann_file=str(ann_file), ann_sha256=hashlib.sha256(raw).hexdigest(),
                         require_keypoints=require_keypoints, instances=tuple(kept),
                         excluded=tuple(excluded))
 
 
 def _clipped_xyxy(bbox: Sequence[float], img: dict) -> tuple[float, float, float, float]:
+    """As mmpose: clip x1, y1, x2, y2 to [0, size - 1], then round to float32. (Python's
+    min/max, the same values as ``np.clip`` on scalars at a fraction of its cost, which
+    dominated opening a cache of 20k instances.)"""
     x, y, w, h = bbox
-    img_w, img_h = img['width'], img['height']
-    xyxy = np.array([np.clip(x, 0, img_w - 1), np.clip(y, 0, img_h - 1),
-                     np.clip(x + w, 0, img_w - 1), np.clip(y + h, 0, img_h - 1)],
-                    dtype=np.float32)
+    x_max, y_max = img['width'] - 1, img['height'] - 1
+    xyxy = np.array([min(max(x, 0), x_max), min(max(y, 0), y_max),
+                     min(max(x + w, 0), x_max), min(max(y + h, 0), y_max)], dtype=np.float32)
     return tuple(float(v) for v in xyxy)
 
 
-def _exclusion_reason(ann: dict, img: dict, require_keypoints: bool) -> str | None:
-    if 'bbox' not in ann or (require_keypoints and 'keypoints' not in ann):
+def _exclusion_reason(ann: dict, xyxy: tuple[float, float, float, float] | None,
+                      require_keypoints: bool) -> str | None:
+    if xyxy is None or (require_keypoints and 'keypoints' not in ann):
         return 'no bbox or keypoints field'
     if require_keypoints and ann.get('iscrowd', 0):
         return 'crowd annotation'
@@ -134,8 +139,8 @@ def _exclusion_reason(ann: dict, img: dict, require_keypoints: bool) -> str | No
             int(np.count_nonzero(kpts[:, :2].max(axis=1)))
         if num == 0:
             return 'no labeled keypoints (num_keypoints == 0)'
-    x1, y1, x2, y2 = _clipped_xyxy(ann['bbox'], img)
-    if np.float32(x2) - np.float32(x1) <= 0 or np.float32(y2) - np.float32(y1) <= 0:
+    x1, y1, x2, y2 = xyxy  # float32 values: their float32 difference is <= 0 iff x2 <= x1
+    if x2 <= x1 or y2 <= y1:
         return 'zero-width or zero-height bbox after clipping to the image'
     if require_keypoints and kpts[:, :2].max() <= 0:
         return 'all keypoint coordinates <= 0'

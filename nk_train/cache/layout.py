@@ -8,33 +8,47 @@ instance n (instances in ``nk_train.cache.instances`` order)::
     affine     (R, 2, 3)       float64  original image -> student crop (UDP, flip folded in)
     sample_id  (R,)            int64    COCO annotation id of the row's instance
     seed_k     (R,)            int32    the row's view index k
-    manifest.json              fingerprint, its inputs, layout, sample ids, shard records
+    manifest.json              fingerprint, its inputs, layout, sample ids, images, records
+    records/<j>.json           shard j's record while a precompute run is unfinished
 
 Map pixel (u, v) sits at crop pixel (u (w-1)/(mw-1), v (h-1)/(mh-1)) (UDP: corner pixels
 aligned), i.e. ``rescale_affine(affine, input_size, map_size)`` maps image -> map pixels.
 Every chunk is Blosc-compressed and then protected by a CRC32C checksum (Blosc alone reads
 flipped bytes back silently). ``affine``/``sample_id``/``seed_k`` have one chunk per shard
 range, so each precompute task owns whole files: shard j is written by one task, in one call
-per array (two writers in one shard lose data, zarr-python #3514/#3682).
+per array (two writers in one shard lose data, zarr-python #3514/#3682). Every chunk is
+written, also one whose values all equal the fill value (zarr skips those by default and does
+not store that setting in the metadata, so the writer asks for it each time it opens the
+arrays): an absent chunk or shard file therefore always means a lost one.
+
+Arrays in ``MAP_ARRAYS`` are sharded (one inner chunk per row, the shard index at the file's
+end); the others hold one chunk per shard range. A new per-row array is one more entry in
+``array_specs`` (and in ``MAP_ARRAYS`` if it is a map), read and checked like the others.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 FORMAT_NAME = 'nk-sapiens-geo-cache'
-FORMAT_VERSION = 1
+# 2: per-file sizes and chunk checksums in the shard records, per-image hashes, the record
+# journal in records/ (version 1 caches are refused: rebuild them with --overwrite).
+FORMAT_VERSION = 2
 MANIFEST_NAME = 'manifest.json'
+RECORDS_DIR = 'records'
+TEMPORARY_SUFFIXES = ('.partial', '.tmp')
 # How teacher outputs become map pixels (a fingerprint input: changing it changes values).
 MAP_RESAMPLING = ('separable box prefilter (odd width ~ output px per map px), then bilinear '
                   'sampling at UDP map-pixel centres, half-pixel teacher-output convention; '
                   'normals renormalised')
-ROW_ARRAYS = ('sample_id', 'seed_k', 'affine', 'depth', 'normal')
+MAP_ARRAYS = ('depth', 'normal')  # sharded, one inner chunk per row
+ROW_ARRAYS = ('sample_id', 'seed_k', 'affine', *MAP_ARRAYS)
 NORMAL_INT8_SCALE = 127.0
 
 
@@ -65,22 +79,26 @@ def create_split_arrays(split_dir: Path, num_rows: int, map_size: tuple[int, int
         typesize = np.dtype(dtype).itemsize
         compressors = [BloscCodec(typesize=typesize, **dict(blosc)), Crc32cCodec()]
         shape = (num_rows, *row_shape)
-        if name in ('depth', 'normal'):
+        if name in MAP_ARRAYS:
             chunks, shards = (1, *row_shape), (rows_per_shard, *row_shape)
         else:
             chunks, shards = (rows_per_shard, *row_shape), None
         group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype,
-                           compressors=compressors, fill_value=0,
-                           config={'write_empty_chunks': True})
+                           compressors=compressors, fill_value=0)
     return group
 
 
 def open_split_arrays(split_dir: Path, mode: str = 'r') -> dict[str, zarr.Array]:
+    """The row arrays; opened for writing (``mode != 'r'``) they write every chunk."""
     group = zarr.open_group(str(split_dir), mode=mode, zarr_format=3)
     missing = [n for n in ROW_ARRAYS if n not in group]
     if missing:
         raise FileNotFoundError(f'{split_dir}: cache arrays missing: {missing}')
-    return {name: group[name] for name in ROW_ARRAYS}
+    arrays = {name: group[name] for name in ROW_ARRAYS}
+    if mode != 'r':
+        arrays = {name: arr.with_config({'write_empty_chunks': True})
+                  for name, arr in arrays.items()}
+    return arrays
 
 
 def shard_file_keys(arrays: Mapping[str, zarr.Array], shard: int) -> dict[str, str]:
@@ -121,10 +139,18 @@ def decode_normal(stored: np.ndarray) -> np.ndarray:
     return n / np.maximum(norm, 1e-6)
 
 
-def stray_partial_files(split_dir: Path) -> Iterator[Path]:
-    """Leftovers of interrupted writes: zarr's ``*.partial`` and our ``*.tmp`` files."""
-    for pattern in ('*.partial', '*.tmp'):
-        yield from split_dir.rglob(pattern)
+def stray_partial_files(split_dir: Path, deep: bool = True) -> list[Path]:
+    """Leftovers of interrupted writes: our ``*.tmp`` files (in the split directory and
+    ``records/``, always looked for) and zarr's ``*.partial`` files, which sit next to any
+    chunk file, so finding them all walks the whole tree (``deep``: linear in the number of
+    shards)."""
+    split_dir = Path(split_dir)
+    if deep:
+        return [Path(root) / name for root, _, names in os.walk(split_dir) for name in names
+                if name.endswith(TEMPORARY_SUFFIXES)]
+    folders = [d for d in (split_dir, split_dir / RECORDS_DIR) if d.is_dir()]
+    return [Path(e.path) for d in folders for e in os.scandir(d)
+            if e.name.endswith(TEMPORARY_SUFFIXES)]
 
 
 def layout_dict(num_instances: int, num_seeds: int, rows_per_shard: int,

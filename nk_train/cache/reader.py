@@ -1,11 +1,22 @@
 """Training-side access to a split cache: refuse stale or incomplete caches, read one view.
 
-Construction (in the main process, at dataset build) only reads ``manifest.json``: it checks
-the fingerprint against the one the current config implies, and completeness. Zarr arrays are
-opened lazily on the first read in each process (DataLoader workers get a pickled reader
-without open handles), and the small per-row arrays (sample id, k, affine) are loaded whole
-and cross-checked against the manifest once per process. Map rows are read with
-``ShardedRowReader`` (two ``pread`` calls, CRC32C verified) for speed.
+What is verified when (costs measured by ``benchmarks/geo_cache_scale.py``):
+
+- at construction (dataset build, main process; one manifest parse and one ``stat`` per
+  distinct image): the manifest's format, that the cache is complete, its fingerprint against
+  the one the current config implies (naming the changed inputs), every image file against the
+  image table (naming each changed image), and the arrays' codecs.
+- when a process first touches shard j: each of its files has its recorded size, and the
+  small per-row arrays (sample id, k, affine; one chunk file each) carry their recorded
+  CRC32C and agree with the manifest's sample ids.
+- on every read: the map chunk's CRC32C against its bytes and against the CRC32C recorded
+  for that row (``shard_reader.py``), so a swapped, truncated or foreign shard file is
+  refused with its path instead of being trained on.
+
+Nothing per shard happens at start-up: a DataLoader worker gets the reader pickled with the
+expected sizes and checksums as numpy arrays, opens the arrays' metadata on its first read,
+and touches only the shards it reads. Map rows are read with ``ShardedRowReader`` (two
+``pread`` calls).
 """
 from __future__ import annotations
 
@@ -15,14 +26,18 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .fingerprint import diff_inputs, fingerprint
-from .layout import decode_normal, open_split_arrays
-from .manifest import ManifestError, load_manifest, missing_shards
-from .shard_reader import ShardedRowReader
+from .fingerprint import cache_differences
+from .instances import InstanceList
+from .layout import MAP_ARRAYS, ROW_ARRAYS, decode_normal, open_split_arrays
+from .manifest import ManifestError, journal_shard_ids, load_manifest, missing_shards
+from .records import RecordTable
+from .shard_reader import ShardedRowReader, expected_codecs, read_chunk_file
+
+SMALL_ARRAYS = tuple(n for n in ROW_ARRAYS if n not in MAP_ARRAYS)
 
 
 class StaleCacheError(RuntimeError):
-    """The cache was built from other settings than the current config."""
+    """The cache was built from other settings or image files than the current ones."""
 
 
 class IncompleteCacheError(RuntimeError):
@@ -41,74 +56,110 @@ class GeoMaps:
 
 
 class GeoCacheReader:
-    """Read views of one split cache by (sample id, k)."""
+    """Read views of one split cache by (sample id, k).
 
-    def __init__(self, split_dir: str | Path, expected_inputs: Mapping[str, Any] | None = None,
-                 ignore_keys: Iterable[str] = ()) -> None:
+    Args:
+        split_dir: the split's cache directory.
+        expected_inputs: the fingerprint inputs the current config implies.
+        instances: the split's instances as the config lists them (their image files are
+            checked against the cache's image table).
+        ignore_keys: fingerprint inputs that cannot be verified here (absent teacher files).
+    """
+
+    def __init__(self, split_dir: str | Path, expected_inputs: Mapping[str, Any],
+                 instances: InstanceList, ignore_keys: Iterable[str] = ()) -> None:
         self.split_dir = Path(split_dir)
         manifest = load_manifest(self.split_dir)
-        if fingerprint(manifest['fingerprint_inputs']) != manifest['fingerprint']:
-            raise ManifestError(f'{self.split_dir}: manifest fingerprint does not match its own '
-                                'inputs (edited by hand?); rebuild with --overwrite')
-        if expected_inputs is not None:
-            diffs = diff_inputs(manifest['fingerprint_inputs'], expected_inputs, ignore_keys)
-            if diffs:
-                raise StaleCacheError(
-                    f'geometric cache {self.split_dir} was built from other settings than the '
-                    'current config; changed:\n  ' + '\n  '.join(diffs) +
-                    '\nRebuild it: python precompute/geo_cache.py --split '
-                    f'{manifest["split"]} --config CONFIG --overwrite')
-        missing = missing_shards(manifest)
-        if missing:
+        layout = manifest['layout']
+        if not manifest['complete']:
+            num = layout['num_shards']
             raise IncompleteCacheError(
-                f'geometric cache {self.split_dir} is incomplete: {len(missing)} of '
-                f'{manifest["layout"]["num_shards"]} shards have no record (first: '
-                f'{missing[:10]}); finish it with precompute/geo_cache.py --resume')
+                f'geometric cache {self.split_dir} is incomplete: '
+                f'{num - len(journal_shard_ids(self.split_dir))} of {num} shards have no record; '
+                'finish it with precompute/geo_cache.py --resume')
+        diffs = cache_differences(manifest, expected_inputs, instances, ignore_keys)
+        if diffs:
+            raise StaleCacheError(
+                f'geometric cache {self.split_dir} was built from other settings or image files '
+                'than the current ones; changed:\n  ' + '\n  '.join(diffs) +
+                '\nRebuild it: python precompute/geo_cache.py --split '
+                f'{manifest["split"]} --config CONFIG --overwrite')
+        if missing_shards(layout, manifest['shards']):
+            raise ManifestError(f'{self.split_dir}: manifest says complete but lacks shard '
+                                'records (edited by hand?); rebuild with --overwrite')
+        for name, arr in open_split_arrays(self.split_dir, mode='r').items():
+            problem = expected_codecs(arr)
+            if problem is not None:
+                raise ValueError(f'{self.split_dir / name}: not the geometric cache layout '
+                                 f'({problem})')
         self.fingerprint = manifest['fingerprint']
-        self.num_seeds = int(manifest['layout']['num_seeds'])
+        self.num_seeds = int(layout['num_seeds'])
+        self.rows_per_shard = int(layout['rows_per_shard'])
         self.sample_ids = np.asarray(manifest['sample_ids'], dtype=np.int64)
-        self._index = {int(s): n for n, s in enumerate(manifest['sample_ids'])}
-        self._arrays: dict | None = None
-        self._affine: np.ndarray | None = None
+        self._order = np.argsort(self.sample_ids, kind='stable')
+        self._sorted_ids = self.sample_ids[self._order]
+        self._table = RecordTable.from_records(manifest['shards'], int(layout['num_rows']),
+                                               int(layout['num_shards']))
+        self._num_rows = int(layout['num_rows'])
+        self._arrays: dict | None = None  # opened per process, on the first read
+        self._maps: dict[str, ShardedRowReader] = {}
+        self._affines: dict[int, np.ndarray] = {}
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state['_arrays'] = None  # never pickle open store handles into workers
-        state['_affine'] = None
+        state.update(_arrays=None, _maps={}, _affines={})  # no open handles into workers
         return state
 
     def __len__(self) -> int:
         return len(self.sample_ids) * self.num_seeds
 
     def _open(self) -> None:
-        arrays = open_split_arrays(self.split_dir, mode='r')
-        ids, ks = arrays['sample_id'][:], arrays['seed_k'][:]
-        want_ids = np.repeat(self.sample_ids, self.num_seeds)
-        want_ks = np.tile(np.arange(self.num_seeds, dtype=np.int64), len(self.sample_ids))
-        bad = np.flatnonzero((ids != want_ids) | (ks != want_ks))
+        self._arrays = open_split_arrays(self.split_dir, mode='r')
+        self._maps = {name: ShardedRowReader(self._arrays[name], self.split_dir / name,
+                                             self._table.sizes[name], self._table.crcs[name])
+                      for name in MAP_ARRAYS}
+
+    def _shard_affine(self, j: int) -> np.ndarray:
+        """The affines of shard j, after tying its small files to the record and the
+        manifest (once per shard and process)."""
+        affine = self._affines.get(j)
+        if affine is not None:
+            return affine
+        r0, r1 = j * self.rows_per_shard, min((j + 1) * self.rows_per_shard, self._num_rows)
+        values = {}
+        for name in SMALL_ARRAYS:
+            arr = self._arrays[name]
+            coords = (j,) + (0,) * (arr.ndim - 1)
+            path = self.split_dir / name / arr.metadata.encode_chunk_key(coords)
+            values[name] = read_chunk_file(path, int(self._table.sizes[name][j]),
+                                           int(self._table.crcs[name][j]), arr)[:r1 - r0]
+        rows = np.arange(r0, r1)
+        want_ids, want_ks = self.sample_ids[rows // self.num_seeds], rows % self.num_seeds
+        bad = np.flatnonzero((values['sample_id'] != want_ids) | (values['seed_k'] != want_ks))
         if bad.size:
             r = int(bad[0])
             raise GeoCacheMismatchError(
-                f'{self.split_dir}: {bad.size} rows disagree with the manifest, first row {r}: '
-                f'stored (id {ids[r]}, k {ks[r]}), manifest (id {want_ids[r]}, k {want_ks[r]})')
-        self._affine = arrays['affine'][:]
-        self._arrays = {name: ShardedRowReader(arrays[name], self.split_dir / name)
-                        for name in ('depth', 'normal')}
+                f'{self.split_dir}: {bad.size} rows of shard {j} disagree with the manifest, '
+                f'first row {r0 + r}: stored (id {values["sample_id"][r]}, k '
+                f'{values["seed_k"][r]}), manifest (id {want_ids[r]}, k {want_ks[r]})')
+        self._affines[j] = values['affine']
+        return values['affine']
 
     def row(self, sample_id: int, k: int) -> int:
-        n = self._index.get(int(sample_id))
-        if n is None:
+        i = int(np.searchsorted(self._sorted_ids, int(sample_id)))
+        if i == len(self._sorted_ids) or self._sorted_ids[i] != int(sample_id):
             raise KeyError(f'sample {sample_id} is not in the geometric cache {self.split_dir} '
                            '(built for another annotation file or subset?)')
         if not 0 <= int(k) < self.num_seeds:
             raise KeyError(f'sample {sample_id}: view k={k} outside the cached 0..'
                            f'{self.num_seeds - 1}')
-        return n * self.num_seeds + int(k)
+        return int(self._order[i]) * self.num_seeds + int(k)
 
     def read(self, sample_id: int, k: int) -> GeoMaps:
         r = self.row(sample_id, k)
         if self._arrays is None:
             self._open()
-        depth = self._arrays['depth'].read(r).astype(np.float32)
-        normal = decode_normal(self._arrays['normal'].read(r))
-        return GeoMaps(depth=depth, normal=normal, affine=self._affine[r])
+        affine = self._shard_affine(r // self.rows_per_shard)[r % self.rows_per_shard]
+        depth = self._maps['depth'].read(r).astype(np.float32)
+        normal = decode_normal(self._maps['normal'].read(r))
+        return GeoMaps(depth=depth, normal=normal, affine=affine)

@@ -8,7 +8,10 @@ student crop, so nothing is upsampled twice) in ``prep_threads`` threads that wo
 ``PREP_LOOKAHEAD`` batches ahead of the teacher, runs the teacher in batches, resamples to the
 map grid, and writes each array's shard in a single call. Bad input (unreadable image,
 degenerate box, non-finite teacher output) fails the shard with every bad sample named, and
-nothing of that shard is written.
+nothing of that shard is written. A failed write (disk full, read-only file system) is
+reported as ``io_error`` naming the path, so the coordinator stops the run instead of failing
+every remaining shard the same way. The record (``records.py``) is built from the files just
+written, with the sha256 of the exact image bytes the maps were computed from.
 """
 from __future__ import annotations
 
@@ -27,11 +30,12 @@ import torch
 from ..cmgc.geometric_teacher import GeometricTeacher, build_geometric_teacher, unit_vectors
 from ..data.seeded_aug import (bbox_center_scale, crop_region, region_affine, sample_geometry,
                                warp_crop)
-from ..utils import sha256_file
 from .fingerprint import canonical_json
+from .images import image_entry
 from .instances import Instance
-from .layout import (NORMAL_INT8_SCALE, data_sha256, encode_normal, open_split_arrays,
-                     shard_file_keys)
+from .layout import (MAP_ARRAYS, NORMAL_INT8_SCALE, ROW_ARRAYS, data_sha256, encode_normal,
+                     open_split_arrays, shard_file_keys)
+from .records import file_record
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,19 @@ def get_teacher(cfg: dict, device: str) -> GeometricTeacher:
 def read_image(path: str) -> np.ndarray:
     """Decode like mmcv's ``LoadImage`` (cv2 backend, ``IMREAD_COLOR``, BGR), but refuse
     truncated JPEG/PNG files, which OpenCV decodes silently with a grey lower part."""
+    return read_image_hashed(path)[0]
+
+
+def read_image_hashed(path: str) -> tuple[np.ndarray, list]:
+    """The decoded image (as ``read_image``) and the [sha256, size, mtime_ns] of the bytes
+    it was decoded from."""
     with open(path, 'rb') as f:
+        st = os.fstat(f.fileno())
         data = f.read()
+    return _decode(data), image_entry(data, st)
+
+
+def _decode(data: bytes) -> np.ndarray:
     truncated = _truncation(data)
     if truncated:
         raise ValueError(f'truncated image file: {truncated}')
@@ -148,12 +163,14 @@ def _odd_box(factor: float) -> int:
 
 
 def _prepare_instance(task: ShardTask, n: int, rows: list[int], teacher_wh: tuple[int, int]
-                      ) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], tuple[int, str] | None]:
-    """Decode instance ``n`` once and crop its views ``rows``: [(row, crop, affine)], or
-    (sample id, error naming the sample). Runs in the preparation threads (cv2 releases the GIL)."""
+                      ) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], list | None,
+                                 tuple[int, str] | None]:
+    """Decode instance ``n`` once and crop its views ``rows``: ([(row, crop, affine)], image
+    entry, None), or ([], None, (sample id, error naming the sample)). Runs in the
+    preparation threads (cv2 releases the GIL)."""
     inst = task.instances[n - task.first_instance]
     try:
-        img = read_image(inst.img_path)
+        img, entry = read_image_hashed(inst.img_path)
         center, scale = bbox_center_scale(inst.bbox_xyxy, task.bbox_padding)
         out = []
         for r in rows:
@@ -163,9 +180,9 @@ def _prepare_instance(task: ShardTask, n: int, rows: list[int], teacher_wh: tupl
                                  sample=str(inst.sample_id))
             crop = warp_crop(img, region_affine(region, teacher_wh), teacher_wh)
             out.append((r, crop, region_affine(region, task.input_size)))
-        return out, None
+        return out, entry, None
     except (OSError, ValueError) as err:  # DegenerateBBoxError is a ValueError
-        return [], (inst.sample_id, f'sample {inst.sample_id} ({inst.img_path}): {err}')
+        return [], None, (inst.sample_id, f'sample {inst.sample_id} ({inst.img_path}): {err}')
 
 
 def _instance_groups(rows: list[int], num_seeds: int) -> list[tuple[int, list[int]]]:
@@ -191,6 +208,7 @@ def compute_shard(task: ShardTask) -> dict[str, Any]:
     affine = np.zeros((n_rows, 2, 3), np.float64)
     done = np.zeros(n_rows, bool)
     errors: dict[int, str] = {}
+    images: dict[str, list] = {}  # file name -> [sha256, size, mtime_ns] of the bytes used
     t_forward = t_wait = t_resample = 0.0
     teacher_wh = (teacher.input_size[1], teacher.input_size[0])
 
@@ -203,14 +221,20 @@ def compute_shard(task: ShardTask) -> dict[str, Any]:
                     pending[j] = [pool.submit(_prepare_instance, task, n, rows, teacher_wh)
                                   for n, rows in _instance_groups(batches[j], task.num_seeds)]
             t0 = time.perf_counter()
+            groups = _instance_groups(batches[i], task.num_seeds)
             prepared = [f.result() for f in pending.pop(i)]
             t_wait += time.perf_counter() - t0
-            for _, error in prepared:
+            for (n, _), (_, entry, error) in zip(groups, prepared):
                 if error is not None:
                     errors[error[0]] = error[1]
+                    continue
+                inst = task.instances[n - task.first_instance]
+                if images.setdefault(inst.file_name, entry)[0] != entry[0]:
+                    errors[inst.sample_id] = (f'sample {inst.sample_id} ({inst.img_path}): the '
+                                              'image file changed while this shard read it')
             if errors:
                 continue  # the shard fails anyway; keep preparing to name every bad sample
-            views = [v for group, _ in prepared for v in group]
+            views = [v for group, _, _ in prepared for v in group]
             t0 = time.perf_counter()
             crops = torch.from_numpy(np.stack([v[1] for v in views])).permute(0, 3, 1, 2)
             d, nrm = teacher(crops.to(device))
@@ -253,23 +277,37 @@ def compute_shard(task: ShardTask) -> dict[str, Any]:
                     timings=dict(timings, total=time.perf_counter() - t_start))
 
     split_dir = Path(task.split_dir)
-    arrays = open_split_arrays(split_dir, mode='r+')
-    for name in ('sample_id', 'seed_k', 'affine', 'depth'):
-        arrays[name][r0:r1] = stored[name]
-    if task.fault_exit:
-        os._exit(17)  # testing only: a worker dying with its shard half written
-    arrays['normal'][r0:r1] = stored['normal']
-    files = {rel: sha256_file(split_dir / rel)
-             for rel in shard_file_keys(arrays, task.shard).values()}
+    try:
+        files = _write_shard(split_dir, task, stored)
+    except OSError as err:
+        return dict(shard=task.shard, status='io_error', record=None, pid=os.getpid(),
+                    errors=[f'cannot write shard {task.shard} under {split_dir}: {err}'],
+                    timings=dict(timings, total=time.perf_counter() - t_start))
     stored_normal = stored['normal'].astype(np.float32)
     if task.normal_encoding == 'int8':
         stored_normal /= NORMAL_INT8_SCALE
     norms = np.sqrt((stored_normal ** 2).sum(axis=1))
     record = dict(
-        rows=[r0, r1], data_sha256=data_sha256(stored), files=files, nonfinite=0,
+        rows=[r0, r1], data_sha256=data_sha256(stored), files=files, nonfinite=0, images=images,
         depth_min=float(stored['depth'].min()), depth_max=float(stored['depth'].max()),
         normal_norm_min=float(norms.min()), normal_norm_max=float(norms.max()))
     t_end = time.perf_counter()
     timings.update(write=t_end - t_computed, total=t_end - t_start)
     return dict(shard=task.shard, status='ok', record=record, errors=[], pid=os.getpid(),
                 timings=timings)
+
+
+def _write_shard(split_dir: Path, task: ShardTask, stored: dict[str, np.ndarray]
+                 ) -> dict[str, dict]:
+    """Write every array's part of the shard (one call each) and return the file records."""
+    r0, r1 = task.rows
+    arrays = open_split_arrays(split_dir, mode='r+')
+    for name in ROW_ARRAYS:
+        if task.fault_exit and name == ROW_ARRAYS[-1]:
+            os._exit(17)  # testing only: a worker dying with its shard half written
+        arrays[name][r0:r1] = stored[name]
+    keys = shard_file_keys(arrays, task.shard)
+    rows_per_shard = int(arrays[MAP_ARRAYS[0]].shards[0])
+    return {name: file_record(split_dir, keys[name], r1 - r0,
+                              rows_per_shard if name in MAP_ARRAYS else None)
+            for name in ROW_ARRAYS}

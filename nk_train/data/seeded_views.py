@@ -4,7 +4,10 @@ Index i is view ``k = i % K`` of instance ``n = i // K``. Any sampler (shuffled,
 infinite) therefore picks (instance, view) pairs, and the geometric-cache row of a sample is
 known from the sample alone, with no dependence on worker count or order. The wrapper adds
 ``nk_sample_id`` (the COCO annotation ``id``) and ``geo_seed_k`` to the data info before the
-inner dataset's pipeline runs (``SeededTopdownAffine`` reads them).
+inner dataset's pipeline runs (``SeededTopdownAffine`` reads them). A ``LoadGeoCacheMaps``
+in that pipeline is shown the dataset's instances when the dataset is built
+(``check_dataset``), so a dataset that does not hold exactly the cache's instances, views and
+image files fails there and not at its first read.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from typing import Any
 from mmengine.dataset import BaseDataset, force_full_init
 from mmpose.registry import DATASETS
 from torch.utils.data import Dataset
+
+from .geo_cache_transform import LoadGeoCacheMaps
 
 
 @DATASETS.register_module()
@@ -53,6 +58,13 @@ class SeededViewDataset(Dataset):
             return
         self.dataset.full_init()
         self._fully_initialized = True
+        loaders = [t for t in getattr(self.dataset.pipeline, 'transforms', [])
+                   if isinstance(t, LoadGeoCacheMaps)]
+        if loaders:
+            infos = (self.dataset.get_data_info(n) for n in range(len(self.dataset)))
+            samples = [(int(info['id']), str(info['img_path'])) for info in infos]
+            for loader in loaders:
+                loader.check_dataset(samples, self.num_seeds, type(self.dataset).__name__)
 
     @force_full_init
     def __len__(self) -> int:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,10 +41,47 @@ def geo_settings_dict(root: Path, *extra: str) -> dict:
     return cfg.geo_cache.to_dict()
 
 
-def run_precompute(cli, root: Path, tmp: Path, *args: str, options=()) -> tuple[int, dict]:
-    summary = tmp / f'summary_{len(list(tmp.glob("summary_*")))}.json'
-    argv = ['--split', 'labeled', '--config', CONFIG, '--no-progress',
-            '--summary-json', str(summary), *args,
+def precompute_argv(root: Path, *args: str, options=(), split: str = 'labeled') -> list[str]:
+    return ['--split', split, '--config', CONFIG, '--no-progress', *args,
             '--cfg-options', *small_options(root, *options)]
-    rc = cli.main(argv)
+
+
+def check_argv(root: Path, *args: str, options=(), split: str = 'labeled',
+               indices=INDICES) -> list[str]:
+    return ['--config', CONFIG, '--split', split, '--indices', *indices, *args,
+            '--cfg-options', *small_options(root, *options)]
+
+
+def run_precompute(cli, root: Path, tmp: Path, *args: str, options=(),
+                   split: str = 'labeled') -> tuple[int, dict]:
+    summary = tmp / f'summary_{len(list(tmp.glob("summary_*")))}.json'
+    rc = cli.main(precompute_argv(root, '--summary-json', str(summary), *args,
+                                  options=options, split=split))
     return rc, (json.loads(summary.read_text()) if summary.exists() else {})
+
+
+def subprocess_env() -> dict:
+    """One OpenMP thread, and this checkout's nk_train first on the path."""
+    path = os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')])
+    return dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=path)
+
+
+def start_precompute(root: Path, *args: str, options=()) -> subprocess.Popen:
+    """precompute/geo_cache.py in its own process (and process group), output captured."""
+    return subprocess.Popen([sys.executable, 'precompute/geo_cache.py',
+                             *precompute_argv(root, *args, options=options)],
+                            cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+    """Wait for ``proc``, then kill what is left of its process group (dask workers of a
+    coordinator that exited abruptly); return (exit code, output)."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+    return proc.returncode, out

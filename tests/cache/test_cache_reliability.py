@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 
 import nk_train  # noqa: F401
 from nk_train.cache.layout import decode_normal
-from nk_train.cache.manifest import load_manifest
+from nk_train.cache.manifest import journal_shard_ids, load_manifest
 from nk_train.cache.reader import GeoCacheMismatchError, StaleCacheError
 from nk_train.cache.shard_reader import ChunkChecksumError
 from nk_train.data.geo_cache_transform import LoadGeoCacheMaps
@@ -64,8 +64,8 @@ def test_killed_worker_then_resume_gives_identical_shards(reference_cache, share
                                 '--indices', *INDICES, '--fault-exit-shard', '1')
     assert rc == 1 and not killed['complete']
     assert '1' in killed['failed'] and 'KilledWorker' in killed['failed']['1'][0]
-    manifest = load_manifest(root / 'labeled')
-    assert '1' not in manifest['shards'] and not manifest['complete']
+    assert not load_manifest(root / 'labeled')['complete']
+    assert 1 not in journal_shard_ids(root / 'labeled')
 
     # The training side and the checker refuse the half-built cache.
     with pytest.raises(Exception, match='incomplete'):
@@ -137,13 +137,17 @@ def _pipeline(geo: dict, indices: list[int], global_seed: int | None = None) -> 
     ]
 
 
-def _views(geo: dict, indices: list[int], pipeline: list) -> SeededViewDataset:
-    return SeededViewDataset(dict(
+def _views_cfg(geo: dict, indices: list[int], pipeline: list) -> dict:
+    return dict(
         type='CocoDataset', data_root=geo['data_root'], data_mode='topdown',
         ann_file=geo['splits']['labeled']['ann_file'],
         data_prefix=dict(img=geo['image_prefix']), indices=indices,
-        metainfo=dict(from_file=str(DEFAULT_DATASET_INFO)), pipeline=pipeline),
-        num_seeds=geo['splits']['labeled']['num_seeds'])
+        metainfo=dict(from_file=str(DEFAULT_DATASET_INFO)), pipeline=pipeline)
+
+
+def _views(geo: dict, indices: list[int], pipeline: list) -> SeededViewDataset:
+    return SeededViewDataset(_views_cfg(geo, indices, pipeline),
+                             num_seeds=geo['splits']['labeled']['num_seeds'])
 
 
 def test_training_pipeline_reads_the_cache_and_refuses_stale_settings(reference_cache):
@@ -184,6 +188,28 @@ def test_training_pipeline_reads_the_cache_and_refuses_stale_settings(reference_
         bad[1]
 
 
+def test_dataset_other_than_the_cache_fails_at_build(reference_cache, syrip_root, tmp_path):
+    """Instances lost, another K, other image files: refused when the dataset is built."""
+    ref_root, _ = reference_cache
+    indices = [int(i) for i in INDICES]
+    geo = geo_settings_dict(ref_root)
+    sample_ids = load_manifest(ref_root / 'labeled')['sample_ids']
+    with pytest.raises(GeoCacheMismatchError,
+                       match=rf'1 cached ones are not in the dataset \[{sample_ids[-1]}\]'):
+        _views(geo, indices[:-1], _pipeline(geo, indices))
+    with pytest.raises(GeoCacheMismatchError, match='K=1 views per instance, the cache K=2'):
+        SeededViewDataset(_views_cfg(geo, indices, _pipeline(geo, indices)), num_seeds=1)
+    copies = tmp_path / 'syrip' / 'images'
+    copies.mkdir(parents=True)
+    for name in load_manifest(ref_root / 'labeled')['images']:
+        shutil.copyfile(syrip_root / 'images' / name, copies / name)
+    elsewhere = dict(_views_cfg(geo, indices, _pipeline(geo, indices)),
+                     data_root=f'{tmp_path}/', ann_file=str(syrip_root / 'annotations' /
+                                                            'train_labeled.json'))
+    with pytest.raises(GeoCacheMismatchError, match='read other image files than the cache'):
+        SeededViewDataset(elsewhere, num_seeds=2)
+
+
 def test_bad_inputs_are_reported_per_sample(shared_cluster, precompute_cli, syrip_root,
                                             tmp_path):
     """A missing image, a truncated image and a degenerate box, in three different shards:
@@ -218,7 +244,7 @@ def test_bad_inputs_are_reported_per_sample(shared_cluster, precompute_cli, syri
     assert f'sample {anns[5]["id"]}' in failed['2'][0] and 'degenerate bbox' in failed['2'][0]
     assert all(len(errors) == 1 for errors in failed.values())  # only the bad samples
     split_dir = root / 'labeled'
-    assert sorted(load_manifest(split_dir)['shards']) == ['3']
+    assert journal_shard_ids(split_dir) == [3]
     for j in range(3):
         assert not (split_dir / 'depth' / 'c' / str(j) / '0' / '0' / '0').exists()
     assert (split_dir / 'depth' / 'c' / '3' / '0' / '0' / '0').is_file()

@@ -40,6 +40,7 @@ def subset_options(cache_cfg: dict | None, cmgc: bool) -> dict:
     if cmgc:
         step = f'train_dataloader.dataset.datasets.1.dataset.pipeline.{GEO_LOAD_STEP}'
         opts[f'{step}.indices'] = UNLABELED_INDICES
-        if cache_cfg is not None:
-            opts[f'{step}.cache.root'] = cache_cfg['root']
+        if cache_cfg is not None:  # geo_cache and its copies (GeoCacheCopiesHook)
+            for key in ('geo_cache', 'model.geo_cache', f'{step}.cache'):
+                opts[f'{key}.root'] = cache_cfg['root']
     return opts

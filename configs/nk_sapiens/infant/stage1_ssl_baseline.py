@@ -58,8 +58,11 @@ model = dict(
     geo_cache=geo_cache,
 )
 optim_wrapper = dict(constructor='StudentLayerDecayOptimWrapperConstructor')
+# GeoCacheCopiesHook: refuse to train when a --cfg-options geo_cache.* override did not reach
+# the copies of geo_cache in this config (LoadGeoCacheMaps' cache, model.geo_cache).
 custom_hooks = [
     *_base_.custom_hooks,
+    dict(type='GeoCacheCopiesHook'),
     dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=ema_warmup_iters),
 ]
 default_hooks = dict(checkpoint=dict(save_best=f'{eval_branch}/coco/AP'))
