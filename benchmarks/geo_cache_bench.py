@@ -272,7 +272,7 @@ def main() -> int:
             print(f'  {workers} worker(s): {rows} crops in {s["tasks_wall_s"]:.1f} s '
                   f'({runs[workers]["crops_per_s"]:.2f} crops/s; start-up {s["startup_s"]:.1f} s), '
                   f'outside teacher forward {100 * runs[workers]["outside_forward_share"]:.1f} % '
-                  f'(wait for prep {t["wait_prepare"]:.2f} s, resample {t["resample"]:.2f} s, '
+                  f'(wait for prep {t["wait_prepare"]:.2f} s, '
                   f'write {t["write"]:.2f} s of {t["total"]:.2f} s)')
         speedup = runs[1]['tasks_wall_s'] / runs[2]['tasks_wall_s']
         print(f'  speed-up 1 -> 2 workers: {speedup:.2f}x')

@@ -178,8 +178,9 @@ def run_tasks(tasks: list[ShardTask], split_dir: Path, records: dict, args) -> d
     from tqdm import tqdm
 
     results = dict(computed=[], failed={}, io_error=None, startup_s=0.0, tasks_wall_s=0.0,
-                   coordinator_cpu_s=0.0, timings=dict(forward=0.0, total=0.0, wait_prepare=0.0, write=0.0,
-                                resample=0.0, load_teacher=0.0))
+                   coordinator_cpu_s=0.0,
+                   timings=dict(forward=0.0, total=0.0, wait_prepare=0.0, write=0.0,
+                                load_teacher=0.0))
     if not tasks:
         return results
     t0 = time.perf_counter()

@@ -62,7 +62,7 @@ build_mmcv() {
 # into .venv, so the stock stack is unchanged.
 SAPIENS_EXTRAS="$VENV/sapiens_extras"
 install_sapiens_extras() {
-  if PYTHONPATH="$SAPIENS_EXTRAS" "$VENV/bin/python" -c "import pandas, yapf, tomli" >/dev/null 2>&1; then
+  if PYTHONPATH="$SAPIENS_EXTRAS" "$VENV/bin/python" -c "import pandas, yapf, tomli, ftfy, regex, prettytable" >/dev/null 2>&1; then
     return
   fi
   log "installing the Sapiens checkout extras into $SAPIENS_EXTRAS"
@@ -78,7 +78,7 @@ STAMP="$VENV/.nk_setup_stamp"
 
 link_data
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] \
-   && PYTHONPATH="$VENV/sapiens_extras" "$VENV/bin/python" -c "import nk_train, mmcv.ops, pandas, yapf" \
+   && PYTHONPATH="$VENV/sapiens_extras" "$VENV/bin/python" -c "import nk_train, mmcv.ops, pandas, yapf, ftfy" \
       >/dev/null 2>&1; then
   log "environment up to date ($VENV)"
   exit 0

@@ -211,6 +211,8 @@ def _full_check_shard(split_dir: Path, arrays: dict, rec: dict, j: int, r0: int,
                                         or depth[i].max() > depth_range[1]):
             problems.append(Problem(where, f'depth range [{depth[i].min():.4g}, '
                                            f'{depth[i].max():.4g}] outside {list(depth_range)}'))
+        if not np.isin(stored['valid'][i], (0, 1)).all():
+            problems.append(Problem(where, 'validity mask holds values other than 0 and 1'))
         dev = float(np.abs(norms[i] - 1.0).max())
         if dev > normal_tol:
             problems.append(Problem(where, f'normal length deviates from 1 by {dev:.3g} '

@@ -124,7 +124,7 @@ def cache_differences(manifest: Mapping[str, Any], inputs: Mapping[str, Any],
 def unverifiable_keys(teacher_desc: Mapping[str, Any]) -> list[str]:
     """Teacher checkpoint hashes that could not be computed here (file absent), e.g. on a
     training node without the teacher files: those keys are not compared."""
-    return [f'teacher.{task}.sha256' for task in ('depth', 'normal')
+    return [f'teacher.{task}.sha256' for task in ('depth', 'normal', 'segmentation')
             if isinstance(teacher_desc.get(task), Mapping)
             and teacher_desc[task].get('sha256') is None]
 

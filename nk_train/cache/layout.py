@@ -5,6 +5,8 @@ instance n (instances in ``nk_train.cache.instances`` order)::
 
     depth      (R, 1, mh, mw)  float16|float32  chunk = 1 row, shard = rows_per_shard rows
     normal     (R, 3, mh, mw)  int8 (n * 127) | float16 | float32, chunked like depth
+    valid      (R, 1, mh, mw)  uint8 {0, 1}: teacher foreground inside the image, chunked like
+                               depth (nk_train.cmgc.teacher_maps)
     affine     (R, 2, 3)       float64  original image -> student crop (UDP, flip folded in)
     sample_id  (R,)            int64    COCO annotation id of the row's instance
     seed_k     (R,)            int32    the row's view index k
@@ -39,15 +41,17 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 FORMAT_NAME = 'nk-sapiens-geo-cache'
 # 2: per-file sizes and chunk checksums in the shard records, per-image hashes, the record
 # journal in records/ (version 1 caches are refused: rebuild them with --overwrite).
-FORMAT_VERSION = 2
+# 3: the validity mask (valid), relative-depth teachers, normals in the loss frame.
+FORMAT_VERSION = 3
 MANIFEST_NAME = 'manifest.json'
 RECORDS_DIR = 'records'
 TEMPORARY_SUFFIXES = ('.partial', '.tmp')
 # How teacher outputs become map pixels (a fingerprint input: changing it changes values).
 MAP_RESAMPLING = ('separable box prefilter (odd width ~ output px per map px), then bilinear '
                   'sampling at UDP map-pixel centres, half-pixel teacher-output convention; '
-                  'normals renormalised')
-MAP_ARRAYS = ('depth', 'normal')  # sharded, one inner chunk per row
+                  'normals renormalised; valid = resampled inside-image and foreground masks '
+                  'both >= 0.999')
+MAP_ARRAYS = ('depth', 'normal', 'valid')  # sharded, one inner chunk per row
 ROW_ARRAYS = ('sample_id', 'seed_k', 'affine', *MAP_ARRAYS)
 NORMAL_INT8_SCALE = 127.0
 
@@ -62,6 +66,7 @@ def array_specs(map_size: tuple[int, int], depth_dtype: str, normal_encoding: st
         affine=((2, 3), 'float64'),
         depth=((1, mh, mw), depth_dtype),
         normal=((3, mh, mw), normal_encoding),
+        valid=((1, mh, mw), 'uint8'),
     )
 
 

@@ -51,7 +51,8 @@ class GeoCacheMismatchError(RuntimeError):
 @dataclass(frozen=True)
 class GeoMaps:
     depth: np.ndarray  # 1 x mh x mw float32
-    normal: np.ndarray  # 3 x mh x mw float32, unit length
+    normal: np.ndarray  # 3 x mh x mw float32, unit length, loss frame (right, down, away)
+    valid: np.ndarray  # 1 x mh x mw float32 in {0, 1}
     affine: np.ndarray  # 2 x 3 float64, original image -> crop
 
 
@@ -162,4 +163,5 @@ class GeoCacheReader:
         affine = self._shard_affine(r // self.rows_per_shard)[r % self.rows_per_shard]
         depth = self._maps['depth'].read(r).astype(np.float32)
         normal = decode_normal(self._maps['normal'].read(r))
-        return GeoMaps(depth=depth, normal=normal, affine=affine)
+        valid = self._maps['valid'].read(r).astype(np.float32)
+        return GeoMaps(depth=depth, normal=normal, valid=valid, affine=affine)

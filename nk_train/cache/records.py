@@ -9,7 +9,7 @@ file's size and each chunk's CRC32C; ``tools/check_cache.py --full`` also re-has
 Record (one per shard j)::
 
     rows: [r0, r1], data_sha256, nonfinite, depth_min, depth_max,
-    normal_norm_min, normal_norm_max,
+    normal_norm_min, normal_norm_max, valid_fraction (of the shard's map pixels),
     files: {array: {path, sha256, size, crc32c}}   crc32c: hex of the little-endian uint32
         stored at the end of each chunk (one per row for map arrays, one per file otherwise)
     images: {file name: [sha256, size, mtime_ns]}   (while the run is unfinished; folded into
@@ -28,7 +28,7 @@ from .layout import MAP_ARRAYS, ROW_ARRAYS
 from .shard_reader import stored_crcs
 
 RECORD_KEYS = ('rows', 'data_sha256', 'files', 'nonfinite', 'depth_min', 'depth_max',
-               'normal_norm_min', 'normal_norm_max')
+               'normal_norm_min', 'normal_norm_max', 'valid_fraction')
 FILE_KEYS = ('path', 'sha256', 'size', 'crc32c')
 
 

@@ -123,7 +123,7 @@ class GeoCacheSettings:
         relative paths are inside the NK-Sapiens checkout (nk_train.paths)."""
         cfg = dict(self.teacher)
         kind = cfg.get('kind')
-        for task in ('depth', 'normal'):
+        for task in ('depth', 'normal', 'segmentation'):  # the segmentation file, if given
             if task not in cfg:
                 continue
             if kind in ('torchscript', 'export'):

@@ -5,8 +5,10 @@ in a script fed on stdin cannot be unpickled there). The teacher is loaded once 
 process (``get_teacher`` caches it by its config). A task owns its shard: it decodes the
 images, warps every view straight to the teacher's input size (the same region as the
 student crop, so nothing is upsampled twice) in ``prep_threads`` threads that work up to
-``PREP_LOOKAHEAD`` batches ahead of the teacher, runs the teacher in batches, resamples to the
-map grid, and writes each array's shard in a single call. Bad input (unreadable image,
+``PREP_LOOKAHEAD`` batches ahead of the teacher, runs the teacher in batches and takes its
+outputs to the map grid (``nk_train.cmgc.teacher_maps``: depth, normals and the validity of
+the crop's inside-the-image pixels and the teacher's foreground; the ``forward`` timing
+includes that), and writes each array's shard in a single call. Bad input (unreadable image,
 degenerate box, non-finite teacher output) fails the shard with every bad sample named, and
 nothing of that shard is written. A failed write (disk full, read-only file system) is
 reported as ``io_error`` naming the path, so the coordinator stops the run instead of failing
@@ -19,7 +21,6 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..cmgc.geometric_teacher import GeometricTeacher, build_geometric_teacher, unit_vectors
-from ..data.seeded_aug import (bbox_center_scale, crop_region, region_affine, sample_geometry,
-                               warp_crop)
+from ..cmgc.geometric_teacher import GeometricTeacher, build_geometric_teacher
+from ..cmgc.teacher_maps import teacher_maps
+from ..data.seeded_aug import (bbox_center_scale, crop_inside, crop_region, region_affine,
+                               sample_geometry, warp_crop)
 from .fingerprint import canonical_json
 from .images import image_entry
 from .instances import Instance
@@ -122,52 +124,12 @@ def _truncation(data: bytes) -> str | None:
     return None
 
 
-@lru_cache(maxsize=16)
-def resample_weights(out_len: int, in_len: int, map_len: int) -> np.ndarray:
-    """1-D weights (map_len x out_len) taking one axis of a teacher output to the map grid.
-
-    Map pixel u sits at teacher-input pixel x = u (in_len-1)/(map_len-1) (UDP: same region as
-    the crop, corner pixels aligned); the teacher output covers its input with half-pixel
-    alignment, so x lands at output coordinate (x + 0.5) out_len/in_len - 0.5 (clamped to the
-    border). The value there is bilinear between the two nearest output pixels, after a box
-    prefilter about one map pixel wide (odd width, average over the pixels inside the map).
-    """
-    box = _odd_box(out_len / map_len)
-    half = box // 2
-    filt = np.zeros((out_len, out_len))
-    for j in range(out_len):
-        lo, hi = max(0, j - half), min(out_len, j + half + 1)
-        filt[j, lo:hi] = 1.0 / (hi - lo)
-    x_in = np.arange(map_len) * ((in_len - 1) / (map_len - 1))
-    x_out = np.clip((x_in + 0.5) * out_len / in_len - 0.5, 0.0, out_len - 1)
-    j0 = np.floor(x_out).astype(int)
-    j1 = np.minimum(j0 + 1, out_len - 1)
-    a = (x_out - j0)[:, None]
-    return (1.0 - a) * filt[j0] + a * filt[j1]
-
-
-def resample_to_map(out: torch.Tensor, teacher_wh: tuple[int, int],
-                    map_size: tuple[int, int]) -> torch.Tensor:
-    """Teacher output (B x C x Ho x Wo) -> values on the map grid (B x C x mh x mw), as two
-    small matrix products (see ``resample_weights``)."""
-    ho, wo = out.shape[-2:]
-    (wt, ht), (mw, mh) = teacher_wh, map_size
-    wy = torch.from_numpy(resample_weights(ho, ht, mh)).to(out.device, torch.float32)
-    wx = torch.from_numpy(resample_weights(wo, wt, mw)).to(out.device, torch.float32)
-    return wy @ (out.float() @ wx.T)
-
-
-def _odd_box(factor: float) -> int:
-    k = int(factor)
-    return k if k % 2 == 1 else max(1, k - 1)
-
-
 def _prepare_instance(task: ShardTask, n: int, rows: list[int], teacher_wh: tuple[int, int]
-                      ) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], list | None,
-                                 tuple[int, str] | None]:
-    """Decode instance ``n`` once and crop its views ``rows``: ([(row, crop, affine)], image
-    entry, None), or ([], None, (sample id, error naming the sample)). Runs in the
-    preparation threads (cv2 releases the GIL)."""
+                      ) -> tuple[list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+                                 list | None, tuple[int, str] | None]:
+    """Decode instance ``n`` once and crop its views ``rows``: ([(row, crop, affine,
+    inside-image mask)], image entry, None), or ([], None, (sample id, error naming the
+    sample)). Runs in the preparation threads (cv2 releases the GIL)."""
     inst = task.instances[n - task.first_instance]
     try:
         img, entry = read_image_hashed(inst.img_path)
@@ -178,8 +140,10 @@ def _prepare_instance(task: ShardTask, n: int, rows: list[int], teacher_wh: tupl
                                        task.global_seed)
             region = crop_region(center, scale, geometry, task.input_size, task.min_bbox_size,
                                  sample=str(inst.sample_id))
-            crop = warp_crop(img, region_affine(region, teacher_wh), teacher_wh)
-            out.append((r, crop, region_affine(region, task.input_size)))
+            to_teacher = region_affine(region, teacher_wh)
+            out.append((r, warp_crop(img, to_teacher, teacher_wh),
+                        region_affine(region, task.input_size),
+                        crop_inside(img.shape[:2], to_teacher, teacher_wh)))
         return out, entry, None
     except (OSError, ValueError) as err:  # DegenerateBBoxError is a ValueError
         return [], None, (inst.sample_id, f'sample {inst.sample_id} ({inst.img_path}): {err}')
@@ -203,13 +167,14 @@ def compute_shard(task: ShardTask) -> dict[str, Any]:
     r0, r1 = task.rows
     n_rows = r1 - r0
     mw, mh = task.map_size
-    depth = np.zeros((n_rows, 1, mh, mw), np.float32)
-    normal = np.zeros((n_rows, 3, mh, mw), np.float32)
+    out_maps = dict(depth=np.zeros((n_rows, 1, mh, mw), np.float32),
+                    normal=np.zeros((n_rows, 3, mh, mw), np.float32),
+                    valid=np.zeros((n_rows, 1, mh, mw), np.float32))
     affine = np.zeros((n_rows, 2, 3), np.float64)
     done = np.zeros(n_rows, bool)
     errors: dict[int, str] = {}
     images: dict[str, list] = {}  # file name -> [sha256, size, mtime_ns] of the bytes used
-    t_forward = t_wait = t_resample = 0.0
+    t_forward = t_wait = 0.0
     teacher_wh = (teacher.input_size[1], teacher.input_size[0])
 
     batches = [list(range(b, min(b + task.batch_size, r1))) for b in range(r0, r1, task.batch_size)]
@@ -235,19 +200,12 @@ def compute_shard(task: ShardTask) -> dict[str, Any]:
             if errors:
                 continue  # the shard fails anyway; keep preparing to name every bad sample
             views = [v for group, _, _ in prepared for v in group]
-            t0 = time.perf_counter()
-            crops = torch.from_numpy(np.stack([v[1] for v in views])).permute(0, 3, 1, 2)
-            d, nrm = teacher(crops.to(device))
-            if device.startswith('cuda'):
-                torch.cuda.synchronize()
-            t1 = time.perf_counter()
-            t_forward += t1 - t0
-            d = resample_to_map(d, teacher_wh, task.map_size)
-            nrm = unit_vectors(resample_to_map(nrm, teacher_wh, task.map_size))
             idx = np.asarray([v[0] for v in views]) - r0
-            depth[idx] = d.cpu().numpy()
-            normal[idx] = nrm.cpu().numpy()
-            t_resample += time.perf_counter() - t1
+            t0 = time.perf_counter()
+            maps = _teacher_batch(teacher, views, device, task.map_size)
+            t_forward += time.perf_counter() - t0
+            for name, values in zip(('depth', 'normal', 'valid'), maps):
+                out_maps[name][idx] = values
             affine[idx] = np.stack([v[2] for v in views])
             done[idx] = True
 
@@ -257,20 +215,20 @@ def compute_shard(task: ShardTask) -> dict[str, Any]:
                             for r in rows_np], np.int64),
         seed_k=(rows_np % task.num_seeds).astype(np.int32),
         affine=affine,
-        depth=depth.astype(task.depth_dtype),
-        normal=encode_normal(normal, task.normal_encoding),
+        depth=out_maps['depth'].astype(task.depth_dtype),
+        normal=encode_normal(out_maps['normal'], task.normal_encoding),
+        valid=out_maps['valid'].astype(np.uint8),
     )
     if not errors:
         bad = ~(np.isfinite(stored['depth']).reshape(n_rows, -1).all(1)
-                & np.isfinite(normal).reshape(n_rows, -1).all(1)
+                & np.isfinite(out_maps['normal']).reshape(n_rows, -1).all(1)
                 & np.isfinite(stored['normal'].astype(np.float32)).reshape(n_rows, -1).all(1))
         for i in np.flatnonzero(bad | ~done):
             sid, k = int(stored['sample_id'][i]), int(stored['seed_k'][i])
             errors.setdefault(sid, f'sample {sid} view {k} (row {r0 + i}): teacher output is '
                                    f'not finite (or overflows {task.depth_dtype})')
     t_computed = time.perf_counter()
-    timings = dict(load_teacher=t_loaded - t_start, forward=t_forward, wait_prepare=t_wait,
-                   resample=t_resample)
+    timings = dict(load_teacher=t_loaded - t_start, forward=t_forward, wait_prepare=t_wait)
     if errors:
         return dict(shard=task.shard, status='failed', record=None,
                     errors=[errors[s] for s in sorted(errors)], pid=os.getpid(),
@@ -290,11 +248,23 @@ def compute_shard(task: ShardTask) -> dict[str, Any]:
     record = dict(
         rows=[r0, r1], data_sha256=data_sha256(stored), files=files, nonfinite=0, images=images,
         depth_min=float(stored['depth'].min()), depth_max=float(stored['depth'].max()),
-        normal_norm_min=float(norms.min()), normal_norm_max=float(norms.max()))
+        normal_norm_min=float(norms.min()), normal_norm_max=float(norms.max()),
+        valid_fraction=float(stored['valid'].mean()))
     t_end = time.perf_counter()
     timings.update(write=t_end - t_computed, total=t_end - t_start)
     return dict(shard=task.shard, status='ok', record=record, errors=[], pid=os.getpid(),
                 timings=timings)
+
+
+def _teacher_batch(teacher: GeometricTeacher, views: list, device: str,
+                   map_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Depth, normals and validity on the map grid of a batch of prepared views."""
+    crops = torch.from_numpy(np.stack([v[1] for v in views])).permute(0, 3, 1, 2)
+    inside = torch.from_numpy(np.stack([v[3] for v in views]))
+    maps = teacher_maps(teacher, crops.to(device), inside.to(device), map_size)
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+    return tuple(m.cpu().numpy() for m in maps)
 
 
 def _write_shard(split_dir: Path, task: ShardTask, stored: dict[str, np.ndarray]

@@ -1,72 +1,122 @@
-"""The frozen geometric teacher: a depth model and a surface-normal model run on pose crops.
+"""The frozen geometric teacher: Sapiens' depth and surface-normal models run on pose crops.
 
 CMGC compares student keypoints with the teacher's depth and normals. The teacher is expensive
 (two Sapiens-sized networks), so it normally runs offline (``precompute/geo_cache.py``) and
 Stage1 reads its maps from the cache; the same class also works online.
 
 Input: a batch of crops (B x 3 x H x W, BGR as decoded by OpenCV/mmcv, uint8 or float in
-[0, 255]). The teacher applies Sapiens preprocessing (optional BGR->RGB, mean/std) and resizes
-to its own input size (1024 x 768 by default, h x w) if needed. Output: depth B x 1 x h x w
-and unit normals B x 3 x h x w, float32, at the networks' output resolution.
+[0, 255]). The teacher applies Sapiens' preprocessing (optional BGR->RGB, mean/std), resizes
+to its input size (1024 x 768 by default, h x w) and feeds each network the dtype it runs in
+(``teacher_files``). Output (``TeacherOutput``, float32, each at its network's resolution:
+Sapiens' depth at the input resolution, its normals at half):
 
-Loaders (``build_geometric_teacher``):
+* ``depth`` B x 1 x h x w, as the model gives it: Sapiens' is relative (trained on each image's
+  foreground depth min-max normalised to [0, 1], larger = farther; background unsupervised);
+* ``normal`` B x 3 x h x w, unit vectors in the loss frame (x image right, y image down, z away
+  from the camera): ``normal_axes`` says which image direction the model's x, y, z point to
+  (Sapiens' depth-to-normal demo: right, down, away, the default), and the teacher flips the
+  axes that point the other way. Flip rule: mirroring the image mirrors the normal's x; every
+  cached view is the teacher's output on that view's own (flipped, rotated) crop, so no flip is
+  ever applied to a map afterwards;
+* ``foreground`` B x 1 x h x w in {0, 1} or None, by ``foreground.source``: ``'segmentation'``
+  (a third network, Sapiens' body-part segmentation, what Sapiens' own demos mask depth with:
+  classes not in ``background_classes``), ``'depth'`` (depth below ``below`` is background:
+  Sapiens' depth *targets* mark it -1, but its loss never supervises the background, so use it
+  only where the model is known to reproduce that) or ``'none'``.
 
-* ``kind='torchscript'`` / ``'export'``: one file per task, the format of the Sapiens lite
-  release (``torch.jit.save`` or ``torch.export.save`` files); each maps a normalised
-  B x 3 x H x W batch to B x C x h x w.
-* ``kind='module'``: two ``nn.Module``s built from registry configs plus state-dict files.
-* ``kind='stand_in'``: ``StandInGeometricTeacher``, a small seeded random network for CPU
-  demos and tests. Its maps have no physical meaning.
+Loaders (``build_geometric_teacher``): ``kind='torchscript'`` / ``'export'`` (the Sapiens-Lite
+files), ``'module'`` (registry configs + state dicts) and ``'stand_in'``
+(``stand_in_teacher``: random, for CPU demos; its maps have no meaning).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmpose.registry import MODELS
 
 from ..utils import sha256_file, to_plain
+from .stand_in_teacher import stand_in_networks
+from .teacher_files import DTYPES, FILE_KINDS, check_dtype, dtype_name, load_network
 
 # Sapiens' preprocessing (its lite depth/normal demos): RGB, ImageNet-like mean/std in [0, 255].
 SAPIENS_MEAN = (123.5, 116.5, 103.5)
 SAPIENS_STD = (58.5, 57.0, 57.5)
 SAPIENS_INPUT_SIZE = (1024, 768)  # (h, w)
 
-TEACHER_KINDS = ('torchscript', 'export', 'module', 'stand_in')
-_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+TEACHER_KINDS = (*FILE_KINDS, 'module', 'stand_in')
+LOSS_FRAME = ('right', 'down', 'away')
+OPPOSITE = {'right': 'left', 'down': 'up', 'away': 'toward'}
+FOREGROUND_SOURCES = ('segmentation', 'depth', 'none')
+_KEYS = {'kind', 'depth', 'normal', 'segmentation', 'input_size', 'mean', 'std', 'bgr_to_rgb',
+         'dtype', 'normal_axes', 'foreground', 'seed', 'width', 'num_layers'}
+
+
+@dataclass
+class TeacherOutput:
+    depth: torch.Tensor  # B x 1 x h x w
+    normal: torch.Tensor  # B x 3 x h' x w', unit, loss frame
+    foreground: torch.Tensor | None  # B x 1 x h'' x w'' in {0, 1}
+
+
+def normal_axis_signs(axes: Sequence[str]) -> tuple[float, float, float]:
+    """+1 / -1 per model axis to bring normals into the loss frame (right, down, away)."""
+    axes = tuple(axes)
+    if len(axes) != 3 or any(a not in (want, OPPOSITE[want]) for a, want in zip(axes, LOSS_FRAME)):
+        raise ValueError(f'teacher.normal_axes must name, for the model\'s x, y and z, one of '
+                         f'{[(w, OPPOSITE[w]) for w in LOSS_FRAME]}; got {axes}')
+    return tuple(1.0 if a == want else -1.0 for a, want in zip(axes, LOSS_FRAME))
+
+
+def _foreground_rule(cfg: Mapping[str, Any] | None) -> dict:
+    rule = dict(source='none') if cfg is None else dict(cfg)
+    if rule.get('source') not in FOREGROUND_SOURCES:
+        raise ValueError(f'teacher.foreground.source must be one of {FOREGROUND_SOURCES}, got '
+                         f'{rule.get("source")!r}')
+    known = {'source', 'below', 'background_classes'}
+    if set(rule) - known:
+        raise ValueError(f'teacher.foreground: unknown keys {sorted(set(rule) - known)}')
+    if rule['source'] == 'depth':
+        rule.setdefault('below', 0.0)
+    if rule['source'] == 'segmentation':
+        rule['background_classes'] = [int(c) for c in rule.get('background_classes', [0])]
+    return rule
 
 
 class GeometricTeacher(nn.Module):
-    """Frozen depth + normal teacher with Sapiens preprocessing.
+    """Frozen depth + normal (+ segmentation) teacher with Sapiens preprocessing.
 
     Always in eval mode with ``requires_grad=False``: ``train()`` from a parent model (mmengine
     loops call it every iteration) does not switch it back to training.
     """
 
-    def __init__(self, depth_model: nn.Module, normal_model: nn.Module,
+    def __init__(self, networks: Mapping[str, nn.Module], dtypes: Mapping[str, torch.dtype],
                  input_size: Sequence[int] = SAPIENS_INPUT_SIZE,
                  mean: Sequence[float] = SAPIENS_MEAN, std: Sequence[float] = SAPIENS_STD,
-                 bgr_to_rgb: bool = True, dtype: str = 'float32',
+                 bgr_to_rgb: bool = True, normal_axes: Sequence[str] = LOSS_FRAME,
+                 foreground: Mapping[str, Any] | None = None,
                  description: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        if dtype not in _DTYPES:
-            raise ValueError(f'teacher dtype must be one of {sorted(_DTYPES)}, got {dtype!r}')
         if len(input_size) != 2:
             raise ValueError(f'teacher input_size must be (h, w), got {input_size}')
-        self.depth_model = depth_model
-        self.normal_model = normal_model
+        self.rule = _foreground_rule(foreground)
+        if (self.rule['source'] == 'segmentation') != ('segmentation' in networks):
+            raise ValueError('teacher: foreground.source="segmentation" and a segmentation '
+                             'network go together')
+        self.nets = nn.ModuleDict(dict(networks))
+        self.dtypes = dict(dtypes)
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.bgr_to_rgb = bool(bgr_to_rgb)
-        self.compute_dtype = _DTYPES[dtype]
-        # (x - mean) / std as one multiply-add; BGR->RGB folded into a channel gather.
         std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        # (x - mean) / std as one multiply-add; BGR->RGB folded into a channel gather.
         self.register_buffer('scale', 1.0 / std_t, persistent=False)
         self.register_buffer('offset', -torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
                              / std_t, persistent=False)
-        self.channel_order = [2, 1, 0] if self.bgr_to_rgb else [0, 1, 2]
+        self.register_buffer('axis_signs', torch.tensor(normal_axis_signs(normal_axes)).view(
+            1, 3, 1, 1), persistent=False)
+        self.channel_order = [2, 1, 0] if bgr_to_rgb else [0, 1, 2]
         self.description = dict(description or {})
         self.requires_grad_(False)
         self.train()
@@ -89,18 +139,32 @@ class GeometricTeacher(nn.Module):
             x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False)
         return x.mul_(self.scale).add_(self.offset)
 
+    def _run(self, task: str, x: torch.Tensor, channels: int | None) -> torch.Tensor:
+        out = self.nets[task](x.to(self.dtypes[task]))
+        if isinstance(out, (tuple, list)):  # models exported from mmseg-style code
+            out = out[0]
+        if not isinstance(out, torch.Tensor) or out.ndim != 4 or \
+                (channels is not None and out.shape[1] != channels):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            want = f'B x {channels} x h x w' if channels else 'B x C x h x w'
+            raise ValueError(f'{task} model must return {want}, got {got}')
+        return out.float()
+
     @torch.no_grad()
-    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Depth (B x 1 x h x w) and unit normals (B x 3 x h x w), float32."""
-        x = self.preprocess(crops).to(self.compute_dtype)
-        depth = self.depth_model(x)
-        normal = self.normal_model(x)
-        depth, normal = _first_tensor(depth), _first_tensor(normal)
-        if depth.ndim != 4 or depth.shape[1] != 1:
-            raise ValueError(f'depth model must return B x 1 x h x w, got {tuple(depth.shape)}')
-        if normal.ndim != 4 or normal.shape[1] != 3:
-            raise ValueError(f'normal model must return B x 3 x h x w, got {tuple(normal.shape)}')
-        return depth.float(), unit_vectors(normal.float())
+    def forward(self, crops: torch.Tensor) -> TeacherOutput:
+        x = self.preprocess(crops)
+        depth = self._run('depth', x, 1)
+        normal = unit_vectors(self._run('normal', x, 3)) * self.axis_signs
+        source = self.rule['source']
+        if source == 'segmentation':
+            labels = self._run('segmentation', x, None).argmax(1, keepdim=True)
+            background = torch.tensor(self.rule['background_classes'], device=labels.device)
+            foreground = (~torch.isin(labels, background)).float()
+        elif source == 'depth':
+            foreground = (depth >= self.rule['below']).float()
+        else:
+            foreground = None
+        return TeacherOutput(depth=depth, normal=normal, foreground=foreground)
 
 
 def unit_vectors(n: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -110,98 +174,10 @@ def unit_vectors(n: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return n / norm.clamp_min(eps)
 
 
-def _first_tensor(out: Any) -> torch.Tensor:
-    """Models exported from mmseg-style code may return a tuple/list; take the map."""
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f'teacher model returned {type(out).__name__}, expected a tensor')
-    return out
-
-
-@MODELS.register_module()
-class StandInGeometricNet(nn.Module):
-    """STAND-IN network (random weights unless loaded): a few convolutions, the first two
-    strided, so its maps come out at a quarter of the input resolution (the cache resamples
-    any output resolution). Registered so the ``kind='module'`` loader can be exercised
-    without a real depth/normal checkpoint."""
-
-    def __init__(self, out_channels: int, width: int, num_layers: int) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in = 3
-        for i in range(num_layers):
-            stride = 2 if i < 2 else 1
-            layers += [nn.Conv2d(c_in, width, 3, stride=stride, padding=1), nn.GELU()]
-            c_in = width
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Conv2d(width, out_channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-
-class StandInGeometricTeacher(nn.Module):
-    """STAND-IN teacher: seeded random weights, for CPU demos, tests and benchmarks only.
-
-    It exercises every code path of the real teacher (shapes, preprocessing, cache, checks)
-    at a controllable cost (``width``, ``num_layers``); its "depth" and "normals" mean nothing.
-    Depth is ``softplus`` of the output (positive, like a distance).
-    """
-
-    def __init__(self, seed: int = 0, width: int = 16, num_layers: int = 3) -> None:
-        super().__init__()
-        gen_state = torch.random.get_rng_state()
-        try:
-            torch.manual_seed(int(seed))
-            self.depth = StandInGeometricNet(1, width, num_layers)
-            self.normal = StandInGeometricNet(3, width, num_layers)
-        finally:
-            torch.random.set_rng_state(gen_state)
-
-    def depth_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.softplus(self.depth(x)) + 0.5
-
-    def normal_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.normal(x)
-
-
-class _Bound(nn.Module):
-    """Expose one output of the stand-in as a standalone module."""
-
-    def __init__(self, parent: StandInGeometricTeacher, which: str) -> None:
-        super().__init__()
-        self.parent_net = parent
-        self.which = which
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.parent_net.depth_forward(x) if self.which == 'depth'
-                else self.parent_net.normal_forward(x))
-
-
-def _load_file_model(kind: str, path: Path) -> nn.Module:
-    if not path.is_file():
-        raise FileNotFoundError(f'geometric teacher {kind} file not found: {path}')
-    if kind == 'torchscript':
-        return torch.jit.load(str(path), map_location='cpu')
-    return torch.export.load(str(path)).module()
-
-
-def _build_registry_model(spec: Mapping[str, Any], task: str) -> nn.Module:
-    """``MODELS.build(spec['model'])`` + the state dict in ``spec['checkpoint']`` (strict)."""
-    if 'model' not in spec or 'checkpoint' not in spec:
-        raise ValueError(f'teacher.{task} for kind="module" needs model=dict(type=...) and '
-                         f'checkpoint=PATH, got keys {sorted(spec)}')
-    model = MODELS.build(dict(spec['model']))
-    path = Path(spec['checkpoint'])
-    if not path.is_file():
-        raise FileNotFoundError(f'geometric teacher {task} checkpoint not found: {path}')
-    # weights_only stays on; nk_train.compat allow-lists what mmengine checkpoints carry.
-    state = torch.load(str(path), map_location='cpu', weights_only=True)
-    if isinstance(state, Mapping) and 'state_dict' in state:
-        state = state['state_dict']
-    model.load_state_dict(state, strict=True)
-    return model
+def _tasks(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    rule = _foreground_rule(cfg.get('foreground'))
+    return ('depth', 'normal', 'segmentation') if rule['source'] == 'segmentation' else \
+        ('depth', 'normal')
 
 
 def teacher_description(cfg: Mapping[str, Any], hash_files: bool = True) -> dict[str, Any]:
@@ -211,28 +187,41 @@ def teacher_description(cfg: Mapping[str, Any], hash_files: bool = True) -> dict
     teacher). With ``hash_files=False`` (or a missing file) the hash is None.
     """
     cfg = dict(cfg)
+    unknown = set(cfg) - _KEYS
+    if unknown:
+        raise ValueError(f'geo_cache.teacher: unknown keys {sorted(unknown)}; known: '
+                         f'{sorted(_KEYS)}')
     kind = cfg.get('kind')
     if kind not in TEACHER_KINDS:
         raise ValueError(f'teacher.kind must be one of {TEACHER_KINDS}, got {kind!r}')
+    axes = list(cfg.get('normal_axes', LOSS_FRAME))
+    normal_axis_signs(axes)
+    if cfg.get('dtype', 'auto') not in ('auto', *DTYPES):
+        raise ValueError(f'teacher.dtype must be auto or one of {sorted(DTYPES)}, got '
+                         f'{cfg.get("dtype")!r}')
     desc: dict[str, Any] = dict(
         kind=kind,
         input_size=list(cfg.get('input_size', SAPIENS_INPUT_SIZE)),
         mean=list(cfg.get('mean', SAPIENS_MEAN)),
         std=list(cfg.get('std', SAPIENS_STD)),
         bgr_to_rgb=bool(cfg.get('bgr_to_rgb', True)),
-        dtype=cfg.get('dtype', 'float32'),
+        dtype=cfg.get('dtype', 'auto'),
+        normal_axes=axes,
+        foreground=_foreground_rule(cfg.get('foreground')),
     )
     if kind == 'stand_in':
         desc['arch'] = dict(seed=int(cfg.get('seed', 0)), width=int(cfg.get('width', 16)),
-                            num_layers=int(cfg.get('num_layers', 3)))
+                            num_layers=int(cfg.get('num_layers', 3)),
+                            format='relative depth, centred-ellipse foreground, '
+                                   'half-resolution normals')
         return desc
-    for task in ('depth', 'normal'):
+    for task in _tasks(cfg):
         if task not in cfg:
             raise ValueError(f'teacher config of kind {kind!r} needs a {task!r} entry')
         spec = cfg[task]
-        path = Path(spec if kind in ('torchscript', 'export') else spec['checkpoint'])
-        digest = sha256_file(path) if hash_files and path.is_file() else None
-        entry: dict[str, Any] = dict(sha256=digest)
+        path = Path(spec if kind in FILE_KINDS else spec['checkpoint'])
+        entry: dict[str, Any] = dict(sha256=sha256_file(path) if hash_files and path.is_file()
+                                     else None)
         if kind == 'module':
             entry['model'] = to_plain(spec['model'])
         desc[task] = entry
@@ -244,21 +233,23 @@ def build_geometric_teacher(cfg: Mapping[str, Any], device: str | torch.device =
     """Build the teacher described by a ``geo_cache.teacher`` config dict."""
     cfg = dict(cfg)
     desc = teacher_description(cfg)
-    kind = desc['kind']
+    kind, declared = desc['kind'], desc['dtype']
+    networks: dict[str, nn.Module] = {}
+    dtypes: dict[str, torch.dtype] = {}
     if kind == 'stand_in':
-        net = StandInGeometricTeacher(**desc['arch'])
-        depth_model, normal_model = _Bound(net, 'depth'), _Bound(net, 'normal')
-    elif kind in ('torchscript', 'export'):
-        depth_model = _load_file_model(kind, Path(cfg['depth']))
-        normal_model = _load_file_model(kind, Path(cfg['normal']))
-    else:
-        depth_model = _build_registry_model(cfg['depth'], 'depth')
-        normal_model = _build_registry_model(cfg['normal'], 'normal')
-    dtype = desc['dtype']
-    if kind in ('stand_in', 'module') and dtype != 'float32':
-        depth_model.to(_DTYPES[dtype])
-        normal_model.to(_DTYPES[dtype])
-    teacher = GeometricTeacher(depth_model, normal_model, input_size=desc['input_size'],
+        networks['depth'], networks['normal'] = stand_in_networks(**{
+            k: desc['arch'][k] for k in ('seed', 'width', 'num_layers')})
+    for task in _tasks(cfg):
+        if kind != 'stand_in':
+            networks[task], dtypes[task] = load_network(kind, cfg[task], task)
+        if kind in FILE_KINDS:
+            check_dtype(declared, dtypes[task], task, cfg[task])
+        else:  # a module of ours: the config's dtype casts it
+            dtypes[task] = DTYPES['float32' if declared in (None, 'auto') else declared]
+            networks[task].to(dtypes[task])
+    desc['runs_in'] = {task: dtype_name(d) for task, d in dtypes.items()}
+    teacher = GeometricTeacher(networks, dtypes, input_size=desc['input_size'],
                                mean=desc['mean'], std=desc['std'],
-                               bgr_to_rgb=desc['bgr_to_rgb'], dtype=dtype, description=desc)
+                               bgr_to_rgb=desc['bgr_to_rgb'], normal_axes=desc['normal_axes'],
+                               foreground=desc['foreground'], description=desc)
     return teacher.to(device)

@@ -3,10 +3,10 @@
 Place it after ``SeededTopdownAffine`` (it needs ``geo_affine``) in a pipeline of a dataset
 wrapped by ``SeededViewDataset``. It reads the row of (``nk_sample_id``, ``geo_seed_k``),
 refuses the sample if the stored affine is not the one the pipeline just computed (so a cache
-can never be paired with the wrong crop), and adds ``geo_depth`` (1 x mh x mw) and
-``geo_normal`` (3 x mh x mw, unit) float32 maps. ``rescale_affine(geo_affine, input_size,
-map_size)`` maps image pixels to map pixels (UDP grid; equal to the heatmap grid when
-``map_size`` is the heatmap size).
+can never be paired with the wrong crop), and adds ``geo_depth`` (1 x mh x mw),
+``geo_normal`` (3 x mh x mw, unit) and ``geo_valid`` (1 x mh x mw, {0, 1}) float32 maps.
+``rescale_affine(geo_affine, input_size, map_size)`` maps image pixels to map pixels (UDP
+grid; equal to the heatmap grid when ``map_size`` is the heatmap size).
 
 The stale-cache check runs when the transform is built (dataset build), against the same
 ``geo_cache`` dict the precompute used: any fingerprint input that differs is named, and so is
@@ -114,6 +114,7 @@ class LoadGeoCacheMaps(BaseTransform):
                 'disagree')
         results['geo_depth'] = maps.depth
         results['geo_normal'] = maps.normal
+        results['geo_valid'] = maps.valid
         return results
 
     def __repr__(self) -> str:

@@ -1,7 +1,7 @@
 """Carry the geometric teacher's inputs/outputs of a seeded view into the packed samples.
 
-``PackPoseInputs`` keeps only the meta keys it is given, so the depth/normal maps that
-``LoadGeoCacheMaps`` adds (``geo_depth`` 1 x mh x mw, ``geo_normal`` 3 x mh x mw) would be
+``PackPoseInputs`` keeps only the meta keys it is given, so the maps that ``LoadGeoCacheMaps``
+adds (``geo_depth`` 1 x mh x mw, ``geo_normal`` 3 x mh x mw, ``geo_valid`` 1 x mh x mw) would be
 dropped. ``PackGeoViewInputs`` is ``PackPoseInputs`` with the seeded-view meta keys plus the
 geometric ones; pass it as ``WeakStrongViews(pack=dict(type='PackGeoViewInputs'))``. Every
 view of a crop then carries the maps of that crop's (id, k) row in its ``metainfo``; the
@@ -25,12 +25,12 @@ from mmpose.datasets.transforms import PackPoseInputs
 from mmpose.registry import TRANSFORMS
 
 from ..cache.settings import GeoCacheSettings
-from .seeded_aug import crop_region, region_affine, sample_geometry, warp_crop
+from .seeded_aug import crop_inside, crop_region, region_affine, sample_geometry, warp_crop
 from .views import VIEW_META_KEYS
 
-GEO_MAP_KEYS = ('geo_depth', 'geo_normal')
-GEO_TEACHER_CROP_KEY = 'geo_teacher_crop'
-GEO_VIEW_META_KEYS = (*VIEW_META_KEYS, *GEO_MAP_KEYS, GEO_TEACHER_CROP_KEY)
+GEO_MAP_KEYS = ('geo_depth', 'geo_normal', 'geo_valid')
+GEO_TEACHER_KEYS = ('geo_teacher_crop', 'geo_teacher_inside')
+GEO_VIEW_META_KEYS = (*VIEW_META_KEYS, *GEO_MAP_KEYS, *GEO_TEACHER_KEYS)
 
 
 @TRANSFORMS.register_module()
@@ -44,7 +44,8 @@ class PackGeoViewInputs(PackPoseInputs):
 @TRANSFORMS.register_module()
 class GeoTeacherCrop(BaseTransform):
     """Add ``geo_teacher_crop`` (h x w x 3 uint8 BGR at the teacher's input size) of view
-    ``geo_seed_k`` of sample ``nk_sample_id``, cut as ``precompute/geo_cache.py`` cuts it.
+    ``geo_seed_k`` of sample ``nk_sample_id``, cut as ``precompute/geo_cache.py`` cuts it, and
+    ``geo_teacher_inside`` (h x w uint8, 1 where the crop's pixels come from the image).
 
     Args:
         cache: the ``geo_cache`` config dict (crop size, seeds, augmentation, teacher size).
@@ -72,9 +73,10 @@ class GeoTeacherCrop(BaseTransform):
         region = crop_region(results['bbox_center'][0], results['bbox_scale'][0], geometry,
                              self.input_size, self.min_bbox_size,
                              sample=f'{sid} ({results.get("img_path")})')
-        results[GEO_TEACHER_CROP_KEY] = warp_crop(results['img'],
-                                                  region_affine(region, self.teacher_wh),
-                                                  self.teacher_wh)
+        affine = region_affine(region, self.teacher_wh)
+        results['geo_teacher_crop'] = warp_crop(results['img'], affine, self.teacher_wh)
+        results['geo_teacher_inside'] = crop_inside(results['img'].shape[:2], affine,
+                                                    self.teacher_wh)
         return results
 
     def __repr__(self) -> str:
@@ -92,19 +94,21 @@ def _stacked(samples: Sequence, key: str, hint: str) -> np.ndarray:
 
 
 def stack_geo_maps(samples: Sequence, device: torch.device | str
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cached depth (B x 1 x h x w) and normals (B x 3 x h x w), float32, of packed views."""
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cached depth (B x 1 x h x w), normals (B x 3 x h x w) and validity (B x 1 x h x w,
+    {0, 1}), float32, of packed views."""
     hint = ('put LoadGeoCacheMaps in the unlabeled pipeline and pack with '
             "WeakStrongViews(pack=dict(type='PackGeoViewInputs'))")
-    depth = _stacked(samples, 'geo_depth', hint)
-    normal = _stacked(samples, 'geo_normal', hint)
-    return (torch.from_numpy(depth).to(device, torch.float32),
-            torch.from_numpy(normal).to(device, torch.float32))
+    return tuple(torch.from_numpy(_stacked(samples, key, hint)).to(device, torch.float32)
+                 for key in GEO_MAP_KEYS)
 
 
-def stack_teacher_crops(samples: Sequence, device: torch.device | str) -> torch.Tensor:
-    """The online teacher's input crops of packed views: B x 3 x h x w uint8 (BGR)."""
-    crops = _stacked(samples, GEO_TEACHER_CROP_KEY,
-                     'put GeoTeacherCrop before SeededTopdownAffine in the unlabeled pipeline '
-                     "and pack with WeakStrongViews(pack=dict(type='PackGeoViewInputs'))")
-    return torch.from_numpy(crops).permute(0, 3, 1, 2).to(device)
+def stack_teacher_crops(samples: Sequence, device: torch.device | str
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The online teacher's input crops of packed views (B x 3 x h x w uint8, BGR) and the
+    masks of their pixels inside the image (B x h x w)."""
+    hint = ('put GeoTeacherCrop before SeededTopdownAffine in the unlabeled pipeline and pack '
+            "with WeakStrongViews(pack=dict(type='PackGeoViewInputs'))")
+    crops, inside = (_stacked(samples, key, hint) for key in GEO_TEACHER_KEYS)
+    return (torch.from_numpy(crops).permute(0, 3, 1, 2).to(device),
+            torch.from_numpy(inside).to(device))

@@ -250,6 +250,14 @@ def warp_crop(img: np.ndarray, affine: np.ndarray, output_size: Sequence[int]) -
                           flags=cv2.INTER_LINEAR)
 
 
+def crop_inside(image_hw: Sequence[int], affine: np.ndarray, output_size: Sequence[int]
+                ) -> np.ndarray:
+    """uint8 h x w mask of the crop's pixels that ``warp_crop`` fills from the image alone
+    (1), not from the black border outside it (0): the same warp of an all-ones image."""
+    ones = np.full((int(image_hw[0]), int(image_hw[1])), 255, np.uint8)
+    return (warp_crop(ones, affine, output_size) == 255).astype(np.uint8)
+
+
 @TRANSFORMS.register_module()
 class SeededTopdownAffine(BaseTransform):
     """Top-down crop of view ``geo_seed_k`` of sample ``nk_sample_id``: a drop-in for

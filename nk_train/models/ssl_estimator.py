@@ -369,26 +369,30 @@ class SemiTopdownPoseEstimator(BaseModel):
         losses['num_use_teacherB'] = torch.tensor(float(num_b), device=device)
         return losses
 
-    def geo_maps(self, batch: UnlabeledBatch, device: torch.device) -> tuple[Tensor, Tensor]:
-        """Depth and normals of the weak views' (id, k) rows: cached or computed online."""
+    def geo_maps(self, batch: UnlabeledBatch, device: torch.device
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+        """Depth, normals and validity of the weak views' (id, k) rows: cached or computed
+        online."""
         if self.semi_train_cfg['cmgc_source'] == 'cache':
             return stack_geo_maps(batch.weak_samples, device)
-        return self.online_geo_teacher(stack_teacher_crops(batch.weak_samples, device))
+        return self.online_geo_teacher(*stack_teacher_crops(batch.weak_samples, device))
 
     def cmgc_losses(self, batch: UnlabeledBatch, teacher_heatmaps: Tensor,
                     coords: list[Tensor]) -> dict:
         """Lambda-weighted L_geo_depth / L_geo_normal averaged over the strong views."""
-        depth, normal = self.geo_maps(batch, teacher_heatmaps.device)
+        depth, normal, valid = self.geo_maps(batch, teacher_heatmaps.device)
         if depth.shape[-2:] != teacher_heatmaps.shape[-2:]:
             raise ValueError(f'CMGC: geometric maps are {tuple(depth.shape[-2:])} (h, w) but the '
                              f'heatmaps {tuple(teacher_heatmaps.shape[-2:])}: set '
                              'geo_cache.map_size to the heatmap size')
         weights = heatmap_peak(teacher_heatmaps.detach().float()).clamp(0, 1)
         lambdas = {name: lam for name, lam in zip(CMGC_TERMS, self.lambda_geo) if lam > 0}
-        outs = [self.cmgc_loss(y, weights, depth, normal, terms=tuple(lambdas))
+        outs = [self.cmgc_loss(y, weights, depth, normal, valid, terms=tuple(lambdas))
                 for y in coords]
-        return {name: lam * sum(o[name] for o in outs) / len(outs)
-                for name, lam in lambdas.items()}
+        losses = {name: lam * sum(o[name] for o in outs) / len(outs)
+                  for name, lam in lambdas.items()}
+        losses['geo_depth_ratio'] = sum(o['geo_depth_ratio'] for o in outs) / len(outs)
+        return losses
 
     @staticmethod
     def heatmaps(model, inputs: Tensor) -> Tensor:

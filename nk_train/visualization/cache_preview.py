@@ -6,7 +6,8 @@ Rows are read through ``GeoCacheReader`` (fingerprint checked against the config
 does); the crop is recomputed from the image with the cache's own geometry
 (``sample_geometry`` -> ``crop_affine``) and must reproduce the stored affine. Maps sit on
 the UDP grid of the crop (map pixel u at crop pixel u (w-1)/(mw-1)), and are drawn on that
-grid. A row array ``valid`` in the cache, when there is one, masks the background.
+grid. The cache's validity mask (the teacher's foreground inside the image) greys out what
+the CMGC losses ignore.
 """
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ from .drawing import (REFERENCE_COLOR, PoseStyle, display_crop, draw_pose, new_f
 
 DISPLAY_WIDTH = 192
 PANEL_IN = 1.9
-VALID_ARRAY = 'valid'
 AFFINE_ATOL = 1e-6  # LoadGeoCacheMaps' default tolerance
 DEPTH_CMAP = 'bone'  # no yellow in it: the keypoints stay visible
 MASKED_GREY = '0.5'  # where the validity mask hides the maps
@@ -45,7 +45,7 @@ class CachedView:
     crop: np.ndarray  # display h x w x 3 RGB
     depth: np.ndarray  # mh x mw
     normal: np.ndarray  # 3 x mh x mw, unit
-    valid: np.ndarray | None  # mh x mw bool, None when the cache has no mask
+    valid: np.ndarray  # mh x mw bool: the teacher's foreground inside the image
     keypoints: np.ndarray | None  # K x 3 (display x, y, visibility)
 
     def map_extent(self) -> tuple[float, float, float, float]:
@@ -70,8 +70,7 @@ def load_cached_views(geo_cache: Mapping[str, Any], split: str,
     settings = GeoCacheSettings.from_config(geo_cache)
     inputs, unverifiable, instances = split_fingerprint_inputs(settings, split, indices)
     split_dir = settings.split_dir(split)
-    reader = GeoCacheReader(split_dir, inputs, unverifiable)
-    valid = _valid_array(split_dir)
+    reader = GeoCacheReader(split_dir, inputs, instances, unverifiable)
     keypoints = load_keypoints(keypoint_file) if keypoint_file is not None else {}
     w, h = settings.input_size
     display = (DISPLAY_WIDTH, round(DISPLAY_WIDTH * h / w))
@@ -100,27 +99,10 @@ def load_cached_views(geo_cache: Mapping[str, Any], split: str,
             out.append(CachedView(
                 sample_id=inst.sample_id, k=k, img_path=inst.img_path, geometry=geometry,
                 crop=crop, depth=maps.depth[0], normal=maps.normal,
-                valid=None if valid is None else _valid_row(valid, reader.row(inst.sample_id, k),
-                                                            maps.depth.shape[1:], split_dir),
+                valid=maps.valid[0] > 0.5,
                 keypoints=None if kp is None else np.column_stack([to_display(kp, shown),
                                                                     kp[:, 2]])))
     return out
-
-
-def _valid_array(split_dir: Path):
-    import zarr
-
-    group = zarr.open_group(str(split_dir), mode='r', zarr_format=3)
-    return group[VALID_ARRAY] if VALID_ARRAY in group else None
-
-
-def _valid_row(valid, row: int, shape: tuple[int, int], split_dir: Path) -> np.ndarray:
-    mask = np.asarray(valid[row]).astype(bool)
-    mask = mask.reshape(mask.shape[-2:]) if mask.ndim > 2 and mask.shape[0] == 1 else mask
-    if mask.shape != tuple(shape):
-        raise ValueError(f'{split_dir}/{VALID_ARRAY}: row {row} has shape {mask.shape}, the '
-                         f'maps {tuple(shape)}')
-    return mask
 
 
 def cache_preview_figure(views: list[CachedView], edges: Sequence[tuple[int, int]],
@@ -133,10 +115,8 @@ def cache_preview_figure(views: list[CachedView], edges: Sequence[tuple[int, int
     h, w = views[0].crop.shape[:2]
     cell_h = PANEL_IN * h / w + 0.45
     fig = new_figure(PANEL_IN * 3 * per_line + 0.4, cell_h * nrows + 1.1)
-    masked = views[0].valid is not None
-    fig.suptitle(f'{title}\n' + ("background masked by the cache's validity mask" if masked else
-                                 'no validity mask in this cache: the background is not masked'),
-                 fontsize=9, y=0.995)
+    fig.suptitle(f'{title}\ngrey: outside the validity mask (teacher background or crop '
+                 'border: ignored by CMGC)', fontsize=9, y=0.995)
     if any(v.keypoints is not None for v in views):
         fig.legend(handles=[Line2D([], [], color=style.color, marker='o', mec='black', mew=0.5,
                                    label=keypoint_label)],
@@ -154,15 +134,14 @@ def cache_preview_figure(views: list[CachedView], edges: Sequence[tuple[int, int
         a_crop.set_axis_on()
         a_crop.set_title(f'#{v.sample_id} k={v.k}: {"flip, " if g.flip else ""}'
                          f'scale {g.scale:.2f}, rot {g.rotation:.0f}°', fontsize=7.5)
-        depth = np.ma.masked_where(~v.valid, v.depth) if v.valid is not None else v.depth
+        depth = np.ma.masked_where(~v.valid, v.depth)
         lo, hi = float(depth.min()), float(depth.max())
         a_depth.imshow(depth, cmap=DEPTH_CMAP, vmin=lo, vmax=hi, extent=v.map_extent(),
                        interpolation='nearest')
         a_depth.set_facecolor(MASKED_GREY)
         a_depth.set_title(f'depth, colours span {lo:.2f}..{hi:.2f}', fontsize=7.5)
         rgb = np.clip((v.normal.transpose(1, 2, 0) + 1.0) / 2.0, 0.0, 1.0)
-        if v.valid is not None:
-            rgb = np.where(v.valid[..., None], rgb, float(MASKED_GREY))
+        rgb = np.where(v.valid[..., None], rgb, float(MASKED_GREY))
         a_normal.imshow(rgb, extent=v.map_extent(), interpolation='nearest')
         a_normal.set_title('normals, RGB = (n + 1) / 2', fontsize=7.5)
         for ax in (a_depth, a_normal):

@@ -189,16 +189,16 @@ def test_a_replaced_image_is_refused_everywhere(shared_cluster, precompute_cli, 
 
 
 def test_k1_split_with_a_one_row_shard(shared_cluster, precompute_cli, check_cli, tmp_path):
-    """val has K = 1: every seed_k is 0 (the fill value), and 5 rows make a last shard of
+    """test100 has K = 1: every seed_k is 0 (the fill value), and 5 rows make a last shard of
     one row of view 0; zarr skips such chunks unless told to write them."""
     indices = ['0', '1', '2', '3', '4']
     root = tmp_path / 'geo'
     rc, summary = run_precompute(precompute_cli, root, tmp_path, '--scheduler', shared_cluster,
-                                 '--indices', *indices, split='val')
+                                 '--indices', *indices, split='test100')
     assert rc == 0 and summary['complete'] and summary['num_shards'] == 2, summary
-    assert check_cli.main(['--full', *check_argv(root, split='val', indices=indices)]) == 0
-    loader = _loader(root, split='val', indices=indices)
-    for sid in load_manifest(root / 'val')['sample_ids']:
+    assert check_cli.main(['--full', *check_argv(root, split='test100', indices=indices)]) == 0
+    loader = _loader(root, split='test100', indices=indices)
+    for sid in load_manifest(root / 'test100')['sample_ids']:
         assert loader.reader.read(sid, 0).depth.shape[0] == 1
 
 

@@ -12,6 +12,7 @@ import pytest
 from mmengine.registry import init_default_scope
 
 import nk_train  # noqa: F401
+from nk_train.cache.layout import FORMAT_VERSION
 from nk_train.cache.manifest import ManifestError, journal_shard_ids, load_manifest
 from nk_train.data.geo_cache_transform import LoadGeoCacheMaps
 
@@ -75,7 +76,7 @@ def test_cache_of_the_previous_format_is_refused(reference_cache, precompute_cli
     manifest = json.loads(path.read_text())
     manifest['format_version'] = 1
     path.write_text(json.dumps(manifest))
-    expected = r'v1, expected .* v2; rebuild with --overwrite'
+    expected = rf'v1, expected .* v{FORMAT_VERSION}; rebuild with --overwrite'
 
     with pytest.raises(ManifestError, match=expected):
         LoadGeoCacheMaps(cache=geo_settings_dict(root), split='labeled',

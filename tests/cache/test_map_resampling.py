@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nk_train.cache.writer import _odd_box, resample_to_map
+from nk_train.cmgc.teacher_maps import _odd_box, resample_to_map
 
 
 def _ramp(width: int, height: int, fn) -> torch.Tensor:

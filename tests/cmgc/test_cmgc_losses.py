@@ -1,134 +1,150 @@
-"""CMGC losses on analytic geometry: zero where consistent, growing where not, finite grads."""
+"""CMGC losses on synthetic geometry with known answers: real labeled poses lifted to 3D with
+chosen depths and rendered the way Sapiens' teacher outputs are made (relative depth:
+foreground min-max, background -1; unit normals, x right / y down / z away; see
+``synthetic_body.py``)."""
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
+from synthetic_body import SKELETON, lifted_body
 
 from nk_train.cmgc.losses import CMGCLoss, sample_maps
-from nk_train.skeleton import load_skeleton
 
-H, W = 64, 48
-SKEL = load_skeleton()
-NAME = {n: i for i, n in enumerate(SKEL.keypoint_names)}
+NAME = {n: i for i, n in enumerate(SKELETON.keypoint_names)}
+ALL = torch.ones(1, SKELETON.num_keypoints)
 
 
 @pytest.fixture(scope='module')
-def loss_fn(repo_root):
-    return CMGCLoss(str(repo_root / 'stats/skeleton_stats.json'), depth_scale=2.0)
+def body(syrip_root):
+    return lifted_body(syrip_root, index=3)
 
 
-def plane(a: float, b: float, z0: float = 5.0, depth_scale: float = 2.0):
-    """Depth z = z0 + a x + b y and its unit normal for 3D points (x, y, s z)."""
-    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float32),
-                            torch.arange(W, dtype=torch.float32), indexing='ij')
-    depth = (z0 + a * xs + b * ys)[None, None]
-    n = torch.tensor([-depth_scale * a, -depth_scale * b, 1.0])
-    normal = (n / n.norm()).view(1, 3, 1, 1).expand(1, 3, H, W).clone()
-    return depth, normal
+@pytest.fixture(scope='module')
+def loss_fn(body):
+    """The losses with the body's own 3D limb proportions as the reference."""
+    return CMGCLoss('stats/skeleton_stats.json', reference_lengths=body.limb_lengths_3d())
 
 
-def random_pose(seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(1, SKEL.num_keypoints, 2, generator=g) * torch.tensor([W - 1, H - 1])
+def _losses(loss_fn, body, coords=None, depth=None, normal=None, valid=None):
+    out = loss_fn(body.coords if coords is None else coords, ALL,
+                  body.depth if depth is None else depth,
+                  body.normal if normal is None else normal,
+                  body.valid if valid is None else valid)
+    return {k: float(v) for k, v in out.items()}
 
 
-def leg_chain(loss_fn, lengths_3d: tuple[float, float], drop: float = 0.0):
-    """Ankle -> knee -> hip coordinates whose 3D lengths are ``lengths_3d`` when the knee
-    lies ``drop`` depth-pixels away (its 2D offset shrinks accordingly). Only the three
-    joints get weight, so only the two leg limbs count."""
-    coords = torch.full((1, SKEL.num_keypoints, 2), 20.0)
-    a, k, h = NAME['left_ankle'], NAME['left_knee'], NAME['left_hip']
-    coords[0, a] = torch.tensor([10.0, 50.0])
-    coords[0, k] = coords[0, a] + torch.tensor([0.0, -math.sqrt(lengths_3d[0] ** 2 - drop ** 2)])
-    coords[0, h] = coords[0, k] + torch.tensor([lengths_3d[1], 0.0])
-    weights = torch.zeros(1, SKEL.num_keypoints)
-    weights[0, [a, k, h]] = 1.0
-    return coords, weights
-
-
-def _ref(loss_fn, names):
-    edges = [tuple(e) for e in loss_fn.edges.tolist()]
-    return [loss_fn.log_ref[edges.index((NAME[x], NAME[y]))].exp().item() for x, y in names]
+def _flat(body):
+    """The same silhouette with no depth relief: only 2D lengths remain."""
+    return torch.where(body.valid > 0, torch.full_like(body.depth, 0.5), body.depth)
 
 
 def test_sample_maps_is_exact_on_linear_maps():
-    depth, _ = plane(0.3, -0.2)
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(48.0), indexing='ij')
+    depth = (5.0 + 0.3 * xs - 0.2 * ys)[None, None]
     pts = torch.tensor([[[0.0, 0.0], [10.5, 20.25], [47.0, 63.0]]])
-    got = sample_maps(depth, pts)[0, :, 0]
-    want = 5.0 + 0.3 * pts[0, :, 0] - 0.2 * pts[0, :, 1]
-    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(sample_maps(depth, pts)[0, :, 0],
+                               5.0 + 0.3 * pts[0, :, 0] - 0.2 * pts[0, :, 1])
 
 
-def test_normal_loss_zero_on_plane_and_grows_off_plane(loss_fn):
-    coords, weights = random_pose(), torch.ones(1, SKEL.num_keypoints)
-    depth, normal = plane(0.05, -0.08)
-    out = loss_fn(coords, weights, depth, normal)
-    assert out['loss_geo_normal'].item() < 1e-8
-    # The same limbs against normals of another plane: no longer tangent.
-    _, tilted = plane(-0.4, 0.3)
-    assert loss_fn(coords, weights, depth, tilted)['loss_geo_normal'].item() > 1e-3
-    # A limb lying along the normal direction scores its full cos^2 = 1.
-    facing = torch.zeros(1, 3, H, W)
-    facing[:, 0] = 1.0
-    horiz = loss_fn(coords, weights, torch.zeros_like(depth), facing)['loss_geo_normal']
-    assert 0.0 < horiz.item() < 1.0
+def test_depth_term_uses_depth_where_limbs_are_foreshortened(loss_fn, body):
+    """The true pose fits its 3D proportions once the depth map lifts it: far below the same
+    pose judged by 2D lengths only (the flat map), which the foreshortened limbs violate; and
+    the fitted scale is the renderer's (pixels per unit of relative depth)."""
+    true = _losses(loss_fn, body)['loss_geo_depth']
+    two_d = _losses(loss_fn, body, depth=_flat(body))['loss_geo_depth']
+    assert true < 2e-3 and two_d > 50 * true, (true, two_d)
+    vec, dz, w, _ = loss_fn._limbs(body.coords, ALL, body.depth, body.valid)
+    scale, _ = loss_fn._fit_scale(vec, dz, w, loss_fn._depth_range(body.depth, body.valid))
+    assert scale.item() == pytest.approx(body.depth_range, rel=0.15)
 
 
-def test_depth_loss_zero_when_proportional_and_depth_compensates_foreshortening(loss_fn):
-    t_shin, t_thigh = _ref(loss_fn, [('left_ankle', 'left_knee'), ('left_knee', 'left_hip')])
-    c = 12.0
-    flat = torch.zeros(1, 1, H, W)
-    normal = torch.zeros(1, 3, H, W)
-    normal[:, 2] = 1.0
-    coords, w = leg_chain(loss_fn, (c * t_shin, c * t_thigh))
-    assert loss_fn(coords, w, flat, normal)['loss_geo_depth'].item() < 1e-8
-    # Twice the size: still zero (scale invariant).
-    assert loss_fn(coords * 2, w, flat, normal)['loss_geo_depth'].item() < 1e-8
-    # Foreshortened shin (knee 8 depth-pixels nearer): wrong without depth ...
-    drop = 8.0
-    coords, w = leg_chain(loss_fn, (c * t_shin, c * t_thigh), drop=drop)
-    wrong = loss_fn(coords, w, flat, normal)['loss_geo_depth'].item()
-    assert wrong > 1e-3
-    # ... and zero again when the depth map holds the knee's depth difference. Depth varies
-    # only along y: the shin is vertical, the thigh horizontal (no depth change along it).
-    ay = coords[0, NAME['left_ankle'], 1].item()
-    ky = coords[0, NAME['left_knee'], 1].item()
-    slope = (drop / loss_fn.depth_scale) / (ky - ay)
-    ys = torch.arange(H, dtype=torch.float32)
-    depth = (slope * (ys - ay)).view(1, 1, H, 1).expand(1, 1, H, W)
-    fixed = loss_fn(coords, w, depth, normal)['loss_geo_depth'].item()
-    assert fixed < 1e-6 < wrong
+def test_changing_one_limb_in_2d_raises_the_depth_term(loss_fn, body):
+    """The left forearm shortened by 30 % in 2D (the wrist moved along it, still on the
+    body), the depth map unchanged."""
+    coords = body.coords.clone()
+    wrist, elbow = NAME['left_wrist'], NAME['left_elbow']
+    coords[0, wrist] = coords[0, elbow] + 0.7 * (coords[0, wrist] - coords[0, elbow])
+    true = _losses(loss_fn, body)['loss_geo_depth']
+    changed = _losses(loss_fn, body, coords=coords)['loss_geo_depth']
+    assert changed > 5 * true, (true, changed)
 
 
-def test_gradients_finite_float32_under_autocast(loss_fn):
-    coords = random_pose(1).requires_grad_(True)
-    coords_in = coords.clone()
-    coords_in.data[0, 1] = coords_in.data[0, 2]  # a zero-length limb (eye-eye)
-    depth, normal = plane(0.1, 0.1)
-    weights = torch.rand(1, SKEL.num_keypoints)
+def test_depth_term_is_invariant_to_an_affine_change_of_the_depth_map(loss_fn, body):
+    for a, b in [(3.7, -1.2), (0.05, 40.0)]:
+        depth = torch.where(body.valid > 0, a * body.depth + b, body.depth)
+        got, want = _losses(loss_fn, body, depth=depth), _losses(loss_fn, body)
+        assert got['loss_geo_depth'] == pytest.approx(want['loss_geo_depth'], rel=1e-3)
+        assert got['loss_geo_normal'] == pytest.approx(want['loss_geo_normal'], rel=1e-3)
+
+
+def test_normal_term_responds_to_the_z_component(loss_fn, body):
+    """Cylinder normals are orthogonal to each limb's 3D direction; with n_z flipped (another
+    convention of the normal model) or dropped they are not."""
+    true = _losses(loss_fn, body)['loss_geo_normal']
+    flipped = body.normal.clone()
+    flipped[:, 2] *= -1
+    no_z = body.normal.clone()
+    no_z[:, 2] = 0
+    assert _losses(loss_fn, body, normal=flipped)['loss_geo_normal'] > 5 * true
+    assert _losses(loss_fn, body, normal=no_z)['loss_geo_normal'] > 2 * true
+
+
+def test_masked_keypoints_change_neither_term(loss_fn, body):
+    """Around the left wrist the teacher's map is invalid (background, a crop border): moving
+    the wrist inside that region, or changing the maps there, changes nothing."""
+    wrist = body.coords[0, NAME['left_wrist']]
+    ys, xs = torch.meshgrid(torch.arange(body.depth.shape[2], dtype=torch.float32),
+                            torch.arange(body.depth.shape[3], dtype=torch.float32),
+                            indexing='ij')
+    hole = ((xs - wrist[0]) ** 2 + (ys - wrist[1]) ** 2 <= 36.0)[None, None]
+    valid = body.valid * (~hole).float()
+    base = _losses(loss_fn, body, valid=valid)
+    moved = body.coords.clone()
+    moved[0, NAME['left_wrist']] += torch.tensor([2.5, -1.5])
+    assert _losses(loss_fn, body, coords=moved, valid=valid) == base
+    depth = torch.where(hole, torch.full_like(body.depth, 7.0), body.depth)
+    normal = torch.where(hole, torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1), body.normal)
+    assert _losses(loss_fn, body, depth=depth, normal=normal, valid=valid) == base
+    # ... while the same edits with the wrist valid do change the terms
+    assert _losses(loss_fn, body, coords=moved) != _losses(loss_fn, body)
+
+
+def test_background_keypoint_does_not_count(loss_fn, body):
+    """A keypoint on the background (depth -1) samples no depth: its limbs drop out instead
+    of stretching to the background's value."""
+    off = body.coords.clone()
+    off[0, NAME['left_ankle']] = torch.tensor([1.0, 1.0])  # a corner of the map: background
+    assert body.valid[0, 0, 1, 1] == 0
+    moved_far = off.clone()
+    moved_far[0, NAME['left_ankle']] = torch.tensor([2.0, 1.0])
+    assert _losses(loss_fn, body, coords=off) == _losses(loss_fn, body, coords=moved_far)
+
+
+def test_stats_reference_and_gradients_in_float32_under_autocast(body, repo_root):
+    loss_fn = CMGCLoss(str(repo_root / 'stats/skeleton_stats.json'))
+    coords = body.coords.clone().requires_grad_(True)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = loss_fn(coords_in.bfloat16(), weights.bfloat16(), depth.bfloat16(),
-                      normal.bfloat16())
+        out = loss_fn(coords.bfloat16(), ALL.bfloat16(), body.depth.bfloat16(),
+                      body.normal.bfloat16(), body.valid)
     assert all(v.dtype == torch.float32 for v in out.values())
     (out['loss_geo_depth'] + out['loss_geo_normal']).backward()
-    assert torch.isfinite(coords.grad).all()
+    assert torch.isfinite(coords.grad).all() and coords.grad.abs().sum() > 0
 
 
-def test_no_weight_means_zero_loss(loss_fn):
-    depth, normal = plane(0.1, 0.0)
-    out = loss_fn(random_pose(2), torch.zeros(1, SKEL.num_keypoints), depth, normal)
+def test_no_weight_no_valid_limb_means_zero_loss(loss_fn, body):
+    out = loss_fn(body.coords, torch.zeros_like(ALL), body.depth, body.normal, body.valid)
+    assert out['loss_geo_depth'].item() == 0.0 and out['loss_geo_normal'].item() == 0.0
+    out = loss_fn(body.coords, ALL, body.depth, body.normal, torch.zeros_like(body.valid))
     assert out['loss_geo_depth'].item() == 0.0 and out['loss_geo_normal'].item() == 0.0
 
 
-def test_requested_terms_only(loss_fn):
-    """``terms`` selects what is computed: the depth term needs no normal map at all."""
-    coords = torch.rand(2, 17, 2) * 40
-    weights = torch.ones(2, 17)
-    depth = torch.rand(2, 1, 64, 48)
-    out = loss_fn(coords, weights, depth, None, terms=('loss_geo_depth',))
-    assert set(out) == {'loss_geo_depth'}
-    assert loss_fn(coords, weights, depth, None, terms=()) == {}
+def test_requested_terms_only_and_bad_input(loss_fn, body):
+    out = loss_fn(body.coords, ALL, body.depth, None, body.valid, terms=('loss_geo_depth',))
+    assert set(out) == {'loss_geo_depth', 'geo_depth_ratio'}
+    assert loss_fn(body.coords, ALL, body.depth, None, terms=()) == {}
     with pytest.raises(ValueError, match='unknown terms'):
-        loss_fn(coords, weights, depth, None, terms=('loss_geo_dpeth',))
+        loss_fn(body.coords, ALL, body.depth, None, terms=('loss_geo_dpeth',))
+    with pytest.raises(FloatingPointError, match='non-finite keypoints'):
+        loss_fn(body.coords * float('nan'), ALL, body.depth, body.normal)
+    with pytest.raises(ValueError, match='unknown limbs'):
+        CMGCLoss('stats/skeleton_stats.json', reference_lengths={'left_hip-nose': 1.0})

@@ -6,12 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sapiens_env import REPO_ROOT, fork_env, make_checkout, require_sapiens, run
-
-CFG = 'configs/nk_sapiens/infant'
-LABELED = list(range(0, 200, 20))  # 10 labeled images
-UNLABELED = list(range(0, 300, 30))  # 10 unlabeled instances
-VAL = [0, 5, 10, 15]
+from sapiens_env import (CFG, LABELED, REPO_ROOT, UNLABELED, fork_env, make_checkout,
+                         require_sapiens, run)
 
 
 @pytest.fixture(scope='session')

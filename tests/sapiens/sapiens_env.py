@@ -18,6 +18,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SAPIENS_ROOT = Path(os.environ.get('NK_SAPIENS_ROOT', REPO_ROOT.parent / 'shared' / 'sapiens'))
 FORKS = ('pose', 'pretrain', 'det', 'engine')
 EXTRAS = Path(sys.prefix) / 'sapiens_extras'
+# The small real inputs of these tests (dataset indices), here rather than in conftest.py:
+# pytest imports every directory's conftest.py under the one module name ``conftest``.
+CFG = 'configs/nk_sapiens/infant'
+LABELED = list(range(0, 160, 16))  # 10 labeled train-part images
+UNLABELED = list(range(0, 300, 30))  # 10 unlabeled instances
+VAL = [0, 5, 10, 15]
 
 
 def require_sapiens() -> Path:
@@ -29,9 +35,10 @@ def require_sapiens() -> Path:
     return SAPIENS_ROOT
 
 
-def fork_env(root: Path) -> dict:
-    """Environment of a Sapiens user: the forks of ``root`` and the extras first."""
-    path = [str(root / f) for f in FORKS] + [str(EXTRAS)]
+def fork_env(root: Path, *more: str) -> dict:
+    """Environment of a Sapiens user: the forks of ``root`` (and ``more`` of its folders, e.g.
+    ``seg`` for its depth/normal code) and the extras first."""
+    path = [str(root / f) for f in (*FORKS, *more)] + [str(EXTRAS)]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(path), OMP_NUM_THREADS='1')
 
 

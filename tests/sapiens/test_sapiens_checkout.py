@@ -10,8 +10,7 @@ import re
 
 import pytest
 import torch
-from conftest import CFG, LABELED, UNLABELED, VAL
-from sapiens_env import REPO_ROOT, run
+from sapiens_env import CFG, LABELED, REPO_ROOT, UNLABELED, VAL, run
 
 AP = re.compile(r'coco/AP: (-?\d+\.\d+)')
 GEO_STEP = 'train_dataloader.dataset.datasets.1.dataset.pipeline.3'
@@ -24,8 +23,8 @@ def _train_options(iters: int) -> list[str]:
 
 def _stage1_options(init_from, prior, cache=None) -> list[str]:
     """Subsets, the inputs, and (for a config with CMGC) the cache of the unlabeled subset."""
-    geo = [] if cache is None else [f'{GEO_STEP}.indices={UNLABELED}',
-                                    f'{GEO_STEP}.cache.root={cache}']
+    geo = [] if cache is None else [f'{GEO_STEP}.indices={UNLABELED}', *[
+        f'{key}.root={cache}' for key in ('geo_cache', 'model.geo_cache', f'{GEO_STEP}.cache')]]
     return [f'model.init_from={init_from}', f'model.ddp_prior.checkpoint={prior}',
             f'train_dataloader.dataset.datasets.0.indices={LABELED}',
             f'train_dataloader.dataset.datasets.1.dataset.indices={UNLABELED}', *geo,

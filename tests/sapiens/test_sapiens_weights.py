@@ -14,11 +14,10 @@ import sys
 
 import pytest
 import torch
-from conftest import CFG, LABELED
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
-from sapiens_env import REPO_ROOT, fork_env, require_sapiens, run
+from sapiens_env import CFG, LABELED, REPO_ROOT, fork_env, require_sapiens, run
 
 import nk_train  # noqa: F401  (registers the Sapiens model classes)
 from nk_train.compat import CheckpointMismatchError

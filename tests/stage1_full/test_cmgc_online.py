@@ -1,7 +1,8 @@
 """cmgc_source='online' computes what the cache holds: on the same seeded views of real
 unlabeled crops, the online stand-in teacher's maps equal the cached ones within the storage
-quantisation (float16 depth: relative 1e-3; int8 normals: 1/127 per component), and so do the
-CMGC losses on the same keypoints."""
+quantisation (float16 depth: relative 1e-3; int8 normals: 1/127 per component), the validity
+masks are identical (and hold both foreground and background), and so do the CMGC losses on
+the same keypoints."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,18 +36,21 @@ def test_online_teacher_matches_the_cache(repo_root, geo_cache_root):
         metainfo=dict(from_file='configs/_base_/datasets/infant_coco17.py'), pipeline=pipeline),
         num_seeds=geo['splits']['unlabeled']['num_seeds'])
     samples = [ds[i]['data_samples'] for i in range(0, 8)]  # 2 instances x 4 views
-    cached_depth, cached_normal = stack_geo_maps(samples, 'cpu')
-    online_depth, online_normal = OnlineGeoTeacher(geo)(stack_teacher_crops(samples, 'cpu'))
+    cached_depth, cached_normal, cached_valid = stack_geo_maps(samples, 'cpu')
+    online_depth, online_normal, online_valid = OnlineGeoTeacher(geo)(
+        *stack_teacher_crops(samples, 'cpu'))
     mw, mh = geo['map_size']
     assert online_depth.shape == cached_depth.shape == (8, 1, mh, mw)
     torch.testing.assert_close(online_depth, cached_depth, rtol=1e-3, atol=1e-3)
     assert (online_normal - cached_normal).abs().max() <= 1.0 / 127 + 1e-4
+    torch.testing.assert_close(online_valid, cached_valid, rtol=0, atol=0)
+    assert 0.1 < float(cached_valid.mean()) < 0.9
     loss = CMGCLoss(str(repo_root / 'stats/skeleton_stats.json'))
     gen = torch.Generator().manual_seed(0)
     coords = torch.rand(8, 17, 2, generator=gen) * torch.tensor([47.0, 63.0])
     weights = torch.ones(8, 17)
-    a = loss(coords, weights, cached_depth, cached_normal)
-    b = loss(coords, weights, online_depth, online_normal)
+    a = loss(coords, weights, cached_depth, cached_normal, cached_valid)
+    b = loss(coords, weights, online_depth, online_normal, online_valid)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=2e-2, atol=2e-3)
     assert np.isfinite([float(v) for v in a.values()]).all()

@@ -44,7 +44,8 @@ def _batch(model, b=2, with_maps=True):
         if with_maps:
             meta.update(geo_depth=(1.0 + torch.rand(1, h, w)).numpy(),
                         geo_normal=torch.nn.functional.normalize(
-                            torch.randn(3, h, w), dim=0).numpy())
+                            torch.randn(3, h, w), dim=0).numpy(),
+                        geo_valid=torch.ones(1, h, w).numpy())
         s.set_metainfo(meta)
         samples.append(s)
     x = torch.rand(b, 3, ih, iw)

@@ -10,7 +10,7 @@
 # move the data, override geo_cache.data_root (not only data_root) with --cfg-options.
 _base_ = ['./infant_data.py']
 
-geo_cache_num_seeds = 4  # K views per training instance; val uses k = 0 only
+geo_cache_num_seeds = 4  # K views per training instance; test100 uses k = 0 only
 
 geo_cache = dict(
     root='cache/geo',
@@ -35,21 +35,32 @@ geo_cache = dict(
     # several preparing cores to stay busy.
     prep_threads=4,
     blosc=dict(cname='zstd', clevel=3, shuffle='bitshuffle'),
-    # Sapiens-Lite TorchScript files (float32; kind='export' for the bfloat16 .pt2 files).
+    # Sapiens-Lite files: TorchScript (float32) or kind='export' for the *_bfloat16.pt2 files
+    # (the dtype each file runs in is read from it: dtype='auto').
     teacher=dict(
         kind='torchscript',
         depth='checkpoints/sapiens_lite/depth/sapiens_0.3b_render_people_epoch_100_torchscript.pt2',
         normal='checkpoints/sapiens_lite/normal/'
         'sapiens_0.3b_normal_render_people_epoch_66_torchscript.pt2',
+        # The foreground mask: Sapiens' body-part segmentation (class 0 = background), as
+        # Sapiens' own depth/normal demos mask their outputs. Its depth model leaves the
+        # background unsupervised, so source='depth' (depth < below = background) only suits
+        # a depth model known to output Sapiens' -1 background.
+        segmentation='checkpoints/sapiens_lite/seg/'
+        'sapiens_0.3b_goliath_best_goliath_mIoU_7673_epoch_194_torchscript.pt2',
+        foreground=dict(source='segmentation', background_classes=[0]),
+        # Which image directions the normal model's x, y, z point to (the loss frame: right,
+        # down, away; Sapiens' depth-to-normal demo uses it, its normal model is unverified).
+        normal_axes=('right', 'down', 'away'),
         input_size=(1024, 768),  # (h, w)
         mean=(123.5, 116.5, 103.5),
         std=(58.5, 57.0, 57.5),
         bgr_to_rgb=True,
-        dtype='float32'),
+        dtype='auto'),
     splits=dict(
         labeled=dict(ann_file=_base_.train_labeled_ann, num_seeds=geo_cache_num_seeds,
                      require_keypoints=True),
         unlabeled=dict(ann_file=_base_.train_unlabeled_ann, num_seeds=geo_cache_num_seeds,
                        require_keypoints=False),
-        val=dict(ann_file=_base_.val_ann, num_seeds=1, require_keypoints=True)),
+        test100=dict(ann_file=_base_.test_ann, num_seeds=1, require_keypoints=True)),
 )

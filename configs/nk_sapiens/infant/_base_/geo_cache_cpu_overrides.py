@@ -10,7 +10,10 @@ cpu_geo_cache = dict(
     rows_per_shard=16,
     batch_size=8,
     prep_threads=1,
+    # Relative depth with a -1 background and half-resolution normals, like Sapiens' models:
+    # the foreground comes from that background (there is no stand-in segmentation model).
     teacher=dict(_delete_=True, kind='stand_in', seed=0, width=16, num_layers=3,
                  input_size=(256, 192), mean=(123.5, 116.5, 103.5), std=(58.5, 57.0, 57.5),
-                 bgr_to_rgb=True, dtype='float32'),
+                 bgr_to_rgb=True, dtype='auto', foreground=dict(source='depth', below=0.0),
+                 normal_axes=('right', 'down', 'away')),
 )
