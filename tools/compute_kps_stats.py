@@ -1,10 +1,12 @@
 """Compute the skeleton statistics (limb lengths, joint ROM) used by the KPS and CMGC.
 
     python tools/compute_kps_stats.py [INPUT] [--out stats/skeleton_stats.json]
-                                      [--dataset-info FILE] [--min-limbs 3]
+                                      [--dataset-info FILE] [--min-limbs 3] [--split FILE|none]
 
 INPUT is a COCO keypoint file or an mmengine config whose ``train_dataloader.dataset`` has an
-``ann_file`` (default: data/syrip/annotations/train_labeled.json). With a config, the skeleton
+``ann_file`` (default: data/syrip/annotations/train_labeled.json). Only the ``train`` part of
+``--split`` is used (default stats/splits/syrip_labeled.json: the validation images never
+shape the statistics the gate and CMGC tune against). With a config, the skeleton
 comes from the dataset's ``metainfo.from_file`` unless --dataset-info is given. The output is
 byte-identical for the same input (sorted keys, rounded floats, no timestamps); paths inside
 the repository are recorded relative to its root.
@@ -14,16 +16,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from nk_train.kps.stats import (DEFAULT_MIN_LIMBS, compute_skeleton_stats, dumps_stats,
                                 load_coco_poses)
-from nk_train.paths import PROJECT_ROOT
+from nk_train.data.splits import labeled_part
+from nk_train.paths import PROJECT_ROOT, project_path
 from nk_train.skeleton import load_skeleton
 from nk_train.utils import sha256_file
 
 DEFAULT_INPUT = 'data/syrip/annotations/train_labeled.json'
 DEFAULT_OUT = 'stats/skeleton_stats.json'
+DEFAULT_SPLIT = 'stats/splits/syrip_labeled.json'  # the validation images stay out
 
 
 def recorded_path(path: str | Path) -> str:
@@ -65,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                              'configs/_base_/datasets/infant_coco17.py)')
     parser.add_argument('--min-limbs', type=int, default=DEFAULT_MIN_LIMBS,
                         help='measured limbs a pose needs for a scale')
+    parser.add_argument('--split', default=DEFAULT_SPLIT,
+                        help='split file (tools/make_val_split.py) whose train part is used; '
+                             '"none" = the whole file')
     args = parser.parse_args(argv)
     if args.min_limbs < 1:
         parser.error('--min-limbs must be >= 1')
@@ -83,10 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f'annotation file not found: {ann_file}')
 
     skeleton = load_skeleton(dataset_info)
-    poses = load_coco_poses(ann_file, skeleton.num_keypoints)
+    split_file = None if args.split == 'none' else project_path(args.split)
+    with tempfile.TemporaryDirectory() as tmp:
+        part_file, split = labeled_part(ann_file, split_file, 'train', tmp)
+        poses = load_coco_poses(part_file, skeleton.num_keypoints)
     source = dict(ann_file=recorded_path(ann_file), ann_file_sha256=sha256_file(ann_file),
                   config=recorded_path(config) if config else None,
-                  dataset_info=recorded_path(skeleton.source))
+                  dataset_info=recorded_path(skeleton.source),
+                  split=None if split is None else dict(split, file=recorded_path(split_file)))
     stats = compute_skeleton_stats(poses, skeleton, source, min_limbs=args.min_limbs)
 
     out = Path(args.out)

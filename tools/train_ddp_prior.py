@@ -2,7 +2,11 @@
 
     .venv/bin/python tools/train_ddp_prior.py \
         [--ann data/syrip/annotations/train_labeled.json] \
+        [--split stats/splits/syrip_labeled.json | none] \
         [--out work_dirs/ddp_prior/ddp_prior.pth] [--steps 3000] [--seed 0]
+
+Only the train part of ``--split`` is used (the validation images stay out of everything the
+Stage1 choices are tuned against).
 
 Flip augmentation uses the flip permutation of ``nk_train.skeleton.load_skeleton()``. The
 checkpoint holds the weights, the model / schedule / normalisation config, the keypoint names
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--ann', default='data/syrip/annotations/train_labeled.json',
                    help='COCO keypoint file with LABELED poses (relative to the repo root)')
+    p.add_argument('--split', default='stats/splits/syrip_labeled.json',
+                   help='split file whose train part is used ("none" = the whole --ann file)')
     p.add_argument('--out', default='work_dirs/ddp_prior/ddp_prior.pth')
     p.add_argument('--dataset-info', default=None,
                    help='dataset_info file for the skeleton (default: infant_coco17)')
@@ -57,6 +64,8 @@ def main(argv: list[str] | None = None) -> Path:
                                     ScheduleConfig, TrainConfig, build_checkpoint,
                                     load_coco_poses, save_checkpoint, sha256_file,
                                     train_prior)
+    from nk_train.data.splits import labeled_part
+    from nk_train.paths import project_path
     from nk_train.skeleton import load_skeleton
 
     if args.threads:
@@ -75,8 +84,13 @@ def main(argv: list[str] | None = None) -> Path:
                                 depth=args.depth, dropout=args.dropout),
         schedule=ScheduleConfig(kind=args.schedule, num_steps=args.num_steps),
         normalization=NormalizationConfig())
-    poses = load_coco_poses(ann_path, skeleton.num_keypoints, cfg.normalization.min_visible)
-    poses.source = str(ann)  # as given (repo-relative by default), not a machine path
+    split_file = None if args.split == 'none' else project_path(args.split)
+    with tempfile.TemporaryDirectory() as tmp:
+        part_file, split = labeled_part(ann_path, split_file, 'train', tmp)
+        poses = load_coco_poses(part_file, skeleton.num_keypoints,
+                                cfg.normalization.min_visible)
+    poses.source = str(ann) if split is None else \
+        f'{ann} (train part of {args.split}, sha256 {split["sha256"][:12]})'
     print(f'{ann}: {len(poses.annotation_ids)} poses, '
           f'{int((~poses.visible).sum())} unlabeled joints masked')
     if poses.excluded_annotation_ids:

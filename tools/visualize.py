@@ -5,15 +5,15 @@
     python tools/visualize.py training WORK_DIR [WORK_DIR ...] [--names N ...] [--out PNG]
     python tools/visualize.py cache --config CONFIG --split SPLIT [--indices I ...]
         [--show P ...] [--views K ...] [--keypoints ANN] [--out PNG]
-    python tools/visualize.py results [--results docs/nk_sapiens/RESULTS.md] [--out PNG]
+    python tools/visualize.py results [--results docs/nk_sapiens/results.json] [--out PNG]
 
 ``pseudo-labels`` runs ``tools/gating_report.py``'s prediction loop on the unlabeled pool
 and writes the gallery (``pseudo_label_gallery.png``) and the gating plots (``gating.png``);
 the OKS is against the diagnostic labels (reports only, never a training input). ``training``
 overlays the ``scalars.json`` curves of one or more work dirs. ``cache`` previews rows of a
 geometric cache (crop, depth, normals, keypoints: the diagnostic labels for the unlabeled
-split). ``results`` draws AP per method from RESULTS.md, a main job ``summary.json`` or a
-results JSON. Each prints the file it wrote.
+split). ``results`` draws AP per method from an experiment's ``results.json`` (the recorded one:
+docs/nk_sapiens/results.json) or a main job ``summary.json``. Each prints the file it wrote.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 from gating_report import DIAGNOSTIC_ANN, crop_predictions, load_model, scores  # noqa: E402
 
-RESULTS_MD = 'docs/nk_sapiens/RESULTS.md'
+RESULTS_JSON = 'docs/nk_sapiens/results.json'
 RESULTS_FIGURE = 'docs/nk_sapiens/figures/results_ap.png'
 
 
@@ -67,8 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     c.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
 
     r = sub.add_parser('results', help='AP per method with its interval')
-    r.add_argument('--results', default=RESULTS_MD,
-                   help='RESULTS.md, a main job summary.json or a results JSON')
+    r.add_argument('--results', default=RESULTS_JSON,
+                   help="tools/run_experiments.py's results.json or a main job summary.json")
     r.add_argument('--out', default=RESULTS_FIGURE)
     return p.parse_args(argv)
 

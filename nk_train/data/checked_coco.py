@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any, Mapping, Optional
 
 from mmengine.logging import print_log
 from mmpose.datasets import CocoDataset
 from mmpose.registry import DATASETS
 
 from .coco_check import refuse_defects
+from .splits import SplitPart
 
 SHOWN = 10
 
 
 @DATASETS.register_module()
 class CheckedCocoDataset(CocoDataset):
-    """Same arguments and samples as mmpose's ``CocoDataset``."""
+    """Arguments of mmpose's ``CocoDataset``, plus ``split=dict(file=..., part=...)``: only
+    that part's images of the file (``tools/make_val_split.py``, ``nk_train.data.splits``)."""
+
+    def __init__(self, *args: Any, split: Optional[Mapping[str, str]] = None,
+                 **kwargs: Any) -> None:
+        self.split_cfg = None if split is None else dict(split)
+        super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> list[dict]:
         names = [self.metainfo['keypoint_id2name'][i]
@@ -35,13 +43,21 @@ class CheckedCocoDataset(CocoDataset):
                       f'tools/check_dataset.py lists them), e.g. {warnings[0]}',
                       logger='current', level=logging.INFO)
         data_list = super().load_data_list()
+        part = None
+        if self.split_cfg is not None:
+            part = SplitPart.from_config(self.split_cfg, self.ann_file)
+            data_list = [d for d in data_list if int(d['img_id']) in part.image_ids]
+            print_log(f'{self.ann_file}: split part {part.part!r} of {part.file}: '
+                      f'{len(data_list)} instances', logger='current', level=logging.INFO)
         if not self.bbox_file:
-            self._log_left_out({d['id'] for d in data_list})
+            self._log_left_out({d['id'] for d in data_list}, part)
         return data_list
 
-    def _log_left_out(self, kept: set) -> None:
+    def _log_left_out(self, kept: set, part: Optional[SplitPart]) -> None:
         with open(self.ann_file, 'rb') as f:
             anns = json.loads(f.read())['annotations']
+        if part is not None:
+            anns = [a for a in anns if int(a['id']) in part.annotation_ids]
         left = [(a['id'], _why_left_out(a)) for a in anns if a['id'] not in kept]
         if left:
             shown = ', '.join(f'{i} ({why})' for i, why in left[:SHOWN])

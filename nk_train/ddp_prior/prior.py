@@ -142,17 +142,6 @@ class DDPPrior(nn.Module):
         dist = torch.where(used, (out - x).norm(dim=-1), torch.zeros_like(x[..., 0]))
         return (dist / frame.scale[:, None]).amax(-1), frame.valid
 
-    @torch.no_grad()
-    def estimate_noise_level(self, coords: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
-        """Per-pose noise level (B,) in pose-frame units, as ``noise_level='auto'`` uses it."""
-        with torch.autocast(device_type=coords.device.type, enabled=False):
-            coords = coords.detach().float()
-            visible = check_pose_batch(coords, visibility.detach(), self.num_keypoints)
-            self._follow(coords.device)
-            frame = pose_frame(coords, visible, self.normalization)
-            visible = visible & frame.valid[:, None]
-            return self._estimate(to_normalized(coords, visible, frame), visible)
-
     def _estimate(self, x: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         lo = float(self.schedule.sigma(torch.tensor(1)))
         return self.noise_estimator(x, visible).exp().clamp(lo,

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+from typing import Mapping, Optional
 
 from mmengine.fileio import get_local_path
 from mmpose.evaluation.metrics import CocoMetric
 from mmpose.registry import METRICS
 from xtcocotools.coco import COCO
 
+from ..data.splits import SplitPart
 from .coco_gt import normalize_coco_keypoint_gt
 
 
@@ -15,12 +17,15 @@ from .coco_gt import normalize_coco_keypoint_gt
 class InfantCocoMetric(CocoMetric):
     """``CocoMetric`` that evaluates against normalised ground truth.
 
-    Same arguments as mmpose's ``CocoMetric``. The annotation file is read once and passed
-    through :func:`normalize_coco_keypoint_gt` (area = bbox area, ids 1..N) before COCOeval
-    sees it; predictions are matched by image id, so renumbering annotation ids is safe.
+    Same arguments as mmpose's ``CocoMetric``, plus ``split=dict(file=..., part=...)``: the
+    ground truth is that part of the file (the dataset's ``split``). The annotation file is read
+    once and passed through :func:`normalize_coco_keypoint_gt` (area = bbox area, ids 1..N)
+    before COCOeval sees it; predictions are matched by image id, so renumbering annotation ids
+    is safe.
     """
 
-    def __init__(self, ann_file: str, **kwargs) -> None:
+    def __init__(self, ann_file: str, split: Optional[Mapping[str, str]] = None,
+                 **kwargs) -> None:
         if not ann_file:
             raise ValueError('InfantCocoMetric needs ann_file: the ground truth is always '
                              'normalised from the annotation file, never rebuilt from samples')
@@ -28,6 +33,8 @@ class InfantCocoMetric(CocoMetric):
         self.ann_file = ann_file
         with get_local_path(ann_file) as local_path, open(local_path) as f:
             gt = json.load(f)
+        if split is not None:
+            gt = SplitPart.from_config(split, ann_file).select(gt)
         if not gt.get('annotations'):
             raise ValueError(f'{ann_file}: no annotations to evaluate against')
         self.coco = COCO()

@@ -1,12 +1,11 @@
 """The results figure: AP per method, with its interval where the results say one.
 
 Readers turn a results source into a ``ResultsTable``; the figure draws any table:
-* ``docs/nk_sapiens/RESULTS.md`` (the recorded run: its markdown table, one seed, no
-  interval);
-* the main job's ``summary.json`` (``ap_test100``, no interval);
 * a results JSON with ``methods: [{name, ap, interval: [lo, hi] | null}]`` plus ``metric``,
   ``interval_label`` (what the interval is, e.g. a 95 % bootstrap over test images) and
-  ``note``: the shape an experiment runner with repeated seeds writes.
+  ``note``: what ``tools/run_experiments.py`` writes (``docs/nk_sapiens/results.json`` is the
+  recorded experiment: each method's Test100 AP minus the control's, paired intervals);
+* the main job's ``summary.json`` (``ap_test100``: one seed, no interval).
 """
 from __future__ import annotations
 
@@ -50,42 +49,14 @@ class ResultsTable:
 
 
 def read_results(path: str | Path) -> ResultsTable:
-    """A ``ResultsTable`` from RESULTS.md (``.md``) or a results / summary JSON file."""
+    """A ``ResultsTable`` from a results or main job summary JSON file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'results file not found: {path}')
-    table = (_read_markdown(path) if path.suffix == '.md' else _read_json(path))
+    table = _read_json(path)
     if not table.methods:
         raise ValueError(f'{path}: no method in the results')
     return table
-
-
-def _read_markdown(path: Path) -> ResultsTable:
-    """The ``| method | ... | AP | ...`` table the main job's ``--record`` writes."""
-    lines = path.read_text().splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith('| method |')), None)
-    if start is None:
-        raise ValueError(f'{path}: no results table (a line starting with "| method |")')
-    header = _cells(lines[start])
-    if 'AP' not in header:
-        raise ValueError(f'{path}:{start + 1}: the results table has no AP column')
-    col = header.index('AP')
-    it_col = header.index('iterations') if 'iterations' in header else None
-    methods = []
-    for n in range(start + 2, len(lines)):  # skip the |---| line
-        if not lines[n].startswith('|'):
-            break
-        cells = _cells(lines[n])
-        try:
-            methods.append(MethodAP(cells[0], float(cells[col]), iterations=None if it_col is None
-                                    else int(cells[it_col])))
-        except (IndexError, ValueError) as err:
-            raise ValueError(f'{path}:{n + 1}: cannot read the AP of this row ({err})') from err
-    return ResultsTable(tuple(methods), str(path), note=MAIN_JOB_NOTE)
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip('|').split('|')]
 
 
 def _read_json(path: Path) -> ResultsTable:

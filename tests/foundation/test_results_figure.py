@@ -1,6 +1,6 @@
-"""The results figure: read from the recorded run (docs/nk_sapiens/RESULTS.md), the figure
-RESULTS.md embeds is the one its command regenerates now (and small), a results file with
-intervals draws them, and unreadable results are refused naming the file."""
+"""The results figure: the recorded experiment's figure is the one its command regenerates
+from the committed results.json (and small), its rows are the ΔAP cells RESULTS.md prints, a
+results file with intervals draws them, and unreadable results are refused naming the file."""
 from __future__ import annotations
 
 import json
@@ -16,21 +16,22 @@ from nk_train.visualization.results_figure import read_results, results_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / 'docs/nk_sapiens/RESULTS.md'
+RESULTS_JSON = ROOT / 'docs/nk_sapiens/results.json'
 
 
-def _table_rows() -> list[tuple[str, float]]:
-    """(method, AP) of RESULTS.md, read with a regular expression instead of the reader."""
-    return [(m[1], float(m[2])) for m in
-            re.finditer(r'^\| ([^|]+?) \| `[^`]+` \| \d+ \| (\d\.\d+) \|', RESULTS.read_text(),
-                        re.M)]
-
-
-def test_recorded_run_is_read_row_by_row():
-    table = read_results(RESULTS)
-    rows = _table_rows()
-    assert len(rows) >= 2
-    assert [(m.name, m.ap) for m in table.methods] == rows
-    assert table.interval_label is None and all(m.interval is None for m in table.methods)
+def test_figure_rows_are_the_recorded_differences():
+    """Each method against the control, as RESULTS.md prints it (read with a regular
+    expression, not the reader)."""
+    cells = {m[1]: (float(m[2]), float(m[3]), float(m[4])) for m in re.finditer(
+        r'^\| (.+?) − Control \(Stage0 continued, labeled only\) \| ([+-]\d\.\d+) '
+        r'\[([+-]\d\.\d+), ([+-]\d\.\d+)\]', RESULTS.read_text(), re.M)}
+    assert cells, 'RESULTS.md has no comparison against the control'
+    table = read_results(RESULTS_JSON)
+    rows = {m.name.removesuffix(' ¹'): (round(m.ap, 4), round(m.interval[0], 4),
+                                       round(m.interval[1], 4))
+            for m in table.methods if m.interval is not None}
+    assert rows == cells
+    assert table.interval_label and 'bootstrap' in table.interval_label
 
 
 def test_embedded_figure_is_regenerated_by_its_command(tmp_path):
@@ -40,14 +41,15 @@ def test_embedded_figure_is_regenerated_by_its_command(tmp_path):
     assert committed.is_file() and committed.stat().st_size < 150_000
     fresh = tmp_path / 'results_ap.png'
     subprocess.run([sys.executable, 'tools/visualize.py', 'results', '--results',
-                    'docs/nk_sapiens/RESULTS.md', '--out', str(fresh)], cwd=ROOT, check=True,
+                    str(RESULTS_JSON), '--out', str(fresh)], cwd=ROOT, check=True,
                    capture_output=True)
     assert fresh.read_bytes() == committed.read_bytes(), (
-        f'{committed} is stale: regenerate it with the command in RESULTS.md')
+        f'{committed} is stale: regenerate it with tools/run_experiments.py --record')
 
 
 def test_intervals_of_a_results_file_are_drawn(tmp_path):
-    methods = [dict(name=n, ap=ap, interval=[ap - 0.01, ap + 0.02]) for n, ap in _table_rows()]
+    methods = [dict(name=n, ap=ap, interval=[ap - 0.01, ap + 0.02])
+               for n, ap in [('control', 0.25), ('baseline', 0.27), ('full', 0.22)]]
     path = tmp_path / 'results.json'
     path.write_text(json.dumps(dict(methods=methods, interval_label='test interval')))
     table = read_results(path)
@@ -64,7 +66,7 @@ def test_intervals_of_a_results_file_are_drawn(tmp_path):
 def test_bad_results_are_refused_naming_the_file(tmp_path):
     md = tmp_path / 'RESULTS.md'
     md.write_text('# no table here\n')
-    with pytest.raises(ValueError, match=f'{md}: no results table'):
+    with pytest.raises(ValueError, match=f'{md}: not JSON'):
         read_results(md)
     unlabeled = tmp_path / 'results.json'
     unlabeled.write_text(json.dumps(dict(methods=[dict(name='a', ap=0.2, interval=[0.1, 0.3])])))

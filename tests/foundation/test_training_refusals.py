@@ -14,7 +14,7 @@ import pytest
 import torch
 
 CPU_CFG = 'configs/nk_sapiens/infant/stage0_supervised_cpu.py'
-INDICES = list(range(0, 200, 25))  # 8 labeled images
+INDICES = list(range(0, 160, 20))  # 8 labeled train-part images
 
 
 def _train(repo_root: Path, work: Path, *options: str) -> subprocess.CompletedProcess:
@@ -36,7 +36,9 @@ def test_non_finite_loss_stops_stage0_without_a_bad_checkpoint(repo_root, syrip_
                       r'(.*?)\. Training stopped', out)
     assert match, out[-3000:]
     stopped = int(match.group(1))
-    assert 'loss' in match.group(2) and re.search(r'id \d+ \(train\d+\.jpg\)', match.group(3))
+    # the first non-finite value is the loss or, one step earlier, the gradient norm
+    assert re.search(r'loss|grad_norm', match.group(2))
+    assert re.search(r'id \d+ \(train\d+\.jpg\)', match.group(3))
     for ckpt in tmp_path.glob('iter_*.pth'):  # only earlier iterations, all finite
         assert int(ckpt.stem.split('_')[1]) < stopped
         state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']

@@ -65,8 +65,12 @@ def test_config_input_reads_the_same_annotation(tool, repo_root, regenerated, tm
 
 
 def _raw(repo_root):
+    """Keypoints of the labeled file's train part (the tool's default input)."""
     coco = json.loads((repo_root / TRAIN).read_text())
-    k = np.array([a['keypoints'] for a in coco['annotations']], dtype=np.float64)
+    split = json.loads((repo_root / 'stats/splits/syrip_labeled.json').read_text())
+    train = set(split['parts']['train']['annotation_ids'])
+    k = np.array([a['keypoints'] for a in coco['annotations'] if a['id'] in train],
+                 dtype=np.float64)
     k = k.reshape(len(k), -1, 3)
     return k[..., :2], k[..., 2]
 

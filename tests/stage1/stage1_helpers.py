@@ -9,7 +9,7 @@ from pathlib import Path
 STAGE0_CPU = 'configs/nk_sapiens/infant/stage0_supervised_cpu.py'
 STAGE1_CPU = 'configs/nk_sapiens/infant/stage1_ssl_baseline_cpu.py'
 STAGE1_FULL = 'configs/nk_sapiens/infant/stage1_ssl_baseline.py'
-LABELED_INDICES = list(range(0, 200, 10))  # 20 labeled images spread over the file
+LABELED_INDICES = list(range(0, 160, 8))  # 20 labeled train-part images spread over it
 UNLABELED_INDICES = list(range(0, 300, 15))  # 20 unlabeled instances (x K seeded views)
 VAL_INDICES = list(range(0, 100, 5))  # 20 val crops
 

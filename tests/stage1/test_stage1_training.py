@@ -142,3 +142,40 @@ def test_two_process_run_ends_with_identical_teachers(repo_root, stage0_checkpoi
     assert d0['student']['parameters'] == d1['student']['parameters']
     assert d0['teacher']['parameters'] != d0['student']['parameters']  # an average, not a copy
 
+
+
+class BatchWatch(Hook):
+    """Records the branches and their sizes of each training batch."""
+
+    def __init__(self) -> None:
+        self.batches = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.batches.append({b: len(x) for b, x in data_batch['inputs'].items()})
+
+
+def test_the_control_trains_labeled_crops_only_with_the_stage1_batch(
+        repo_root, stage0_checkpoint, tmp_path):
+    """stage1_control_cpu.py: every batch holds as many labeled crops as a Stage1 batch holds
+    crops in all, none unlabeled, and no unlabeled term is logged."""
+    from mmengine.runner import Runner
+
+    stage1 = Config.fromfile(str(repo_root / STAGE1_CPU))
+    cfg = Config.fromfile(str(repo_root / 'configs/nk_sapiens/infant/stage1_control_cpu.py'))
+    assert cfg.train_dataloader.batch_size == stage1.train_dataloader.batch_size
+    assert cfg.train_cfg == stage1.train_cfg and cfg.param_scheduler == stage1.param_scheduler
+    cfg.merge_from_dict({
+        'work_dir': str(tmp_path), 'model.init_from': str(stage0_checkpoint),
+        'train_cfg.max_iters': 3, 'default_hooks.logger.interval': 1,
+        'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
+        **subset_cfg()})
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.default_hooks.checkpoint.pop('save_best')
+    runner = Runner.from_cfg(cfg)
+    watch = BatchWatch()
+    runner.register_hook(watch)
+    runner.train()
+    assert watch.batches == [{'sup': cfg.train_dataloader.batch_size}] * 3
+    rows = [json.loads(line) for line in
+            sorted(tmp_path.glob('*/vis_data/scalars.json'))[-1].read_text().splitlines()]
+    assert all('loss_sup' in r and r.get('loss_cons', 0.0) == 0.0 for r in rows if 'loss' in r)

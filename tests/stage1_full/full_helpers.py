@@ -17,7 +17,7 @@ ABLATIONS_CPU = {
     'full': f'{CFG_DIR}/stage1_ssl_full_cpu.py',
 }
 ABLATIONS_FULL = {k: v.replace('_cpu.py', '.py') for k, v in ABLATIONS_CPU.items()}
-LABELED_INDICES = list(range(0, 200, 20))  # 10 labeled images
+LABELED_INDICES = list(range(0, 160, 16))  # 10 labeled train-part images
 UNLABELED_INDICES = list(range(0, 300, 30))  # 10 unlabeled instances (x K seeded views)
 # Position of LoadGeoCacheMaps in the CMGC configs' unlabeled pipeline.
 GEO_LOAD_STEP = 3

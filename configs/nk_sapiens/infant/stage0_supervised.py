@@ -118,6 +118,7 @@ train_dataloader = dict(
         data_root=_base_.data_root,
         data_mode=_base_.data_mode,
         ann_file=_base_.train_labeled_ann,
+        split=_base_.train_split,
         data_prefix=dict(img=_base_.image_prefix),
         metainfo=_base_.metainfo,
         pipeline=train_pipeline,
@@ -132,13 +133,19 @@ val_dataloader = dict(
         type=_base_.dataset_type,
         data_root=_base_.data_root,
         data_mode=_base_.data_mode,
-        ann_file=_base_.val_ann,
-        bbox_file=_base_.val_bbox_file,
+        ann_file=_base_.train_labeled_ann,
+        split=_base_.val_split,
         data_prefix=dict(img=_base_.image_prefix),
         metainfo=_base_.metainfo,
         test_mode=True,
         pipeline=val_pipeline,
     ))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='InfantCocoMetric', ann_file=_base_.data_root + _base_.val_ann)
-test_evaluator = val_evaluator
+# Validation (checkpoint selection): the held-out part of train_labeled, ground-truth boxes.
+# Test: Test100, same loader otherwise.
+test_dataloader = dict(
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file=_base_.test_ann,
+                 bbox_file=_base_.test_bbox_file, split=None))
+val_evaluator = dict(type='InfantCocoMetric', ann_file=_base_.data_root + _base_.train_labeled_ann,
+                     split=_base_.val_split)
+test_evaluator = dict(type='InfantCocoMetric', ann_file=_base_.data_root + _base_.test_ann)

@@ -86,6 +86,7 @@ labeled_dataset = dict(
     data_root=_base_.data_root,
     data_mode=_base_.data_mode,
     ann_file=_base_.train_labeled_ann,
+    split=_base_.train_split,
     data_prefix=dict(img=_base_.image_prefix),
     metainfo=_base_.metainfo,
     pipeline=labeled_pipeline)

@@ -15,6 +15,13 @@ metainfo = dict(from_file=dataset_info_file)
 image_prefix = 'syrip/images/'
 train_labeled_ann = 'syrip/annotations/train_labeled.json'
 train_unlabeled_ann = 'syrip/annotations/train_unlabeled.json'
-val_ann = 'syrip/annotations/val_test100.json'
-# Detector boxes for top-down evaluation; None = use the ground-truth boxes of val_ann.
-val_bbox_file = None
+# Test100: evaluated once per final checkpoint (tools/test.py), never for selection or tuning.
+test_ann = 'syrip/annotations/val_test100.json'
+# Detector boxes for top-down testing; None = use the ground-truth boxes of test_ann.
+test_bbox_file = None
+# The validation split, carved from train_labeled by tools/make_val_split.py (committed): its
+# 'val' part chooses checkpoints and every tuned setting, its 'train' part is all that trains
+# (configs, KPS statistics, ddp_prior). Relative to the NK-Sapiens checkout (nk_train.paths).
+labeled_split_file = 'stats/splits/syrip_labeled.json'
+train_split = dict(file=labeled_split_file, part='train')
+val_split = dict(file=labeled_split_file, part='val')

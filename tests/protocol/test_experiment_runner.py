@@ -1,0 +1,102 @@
+"""tools/run_experiments.py resumes: a finished run is not trained or tested again, an
+interrupted training resumes from its checkpoint, a trained but untested run is only tested;
+and a rescaled schedule keeps its shape."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+METRICS_LINE = ('teacher/coco/AP: 0.4000  teacher/coco/AP .5: 0.7000  '
+                'teacher/coco/AP .75: 0.3000  teacher/coco/AR: 0.5000')
+
+
+@pytest.fixture(scope='module')
+def runner(repo_root):
+    spec = importlib.util.spec_from_file_location('run_experiments',
+                                                  repo_root / 'tools/run_experiments.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def calls(runner, monkeypatch):
+    """Replace the subprocess: record each tool call; train.py leaves what a training
+    leaves (a best checkpoint, the validation row), test.py prints its metrics."""
+    made = []
+
+    def fake_tool(args, log, threads=1):
+        made.append(args[0])
+        run_dir = log.parent
+        if args[0] == 'tools/train.py':
+            (run_dir / 'best_teacher_coco_AP_iter_20.pth').write_bytes(b'')
+            (run_dir / '20261202_000000/vis_data').mkdir(parents=True, exist_ok=True)
+            row = {'step': 20, 'teacher/coco/AP': 0.3, 'teacher/coco/AP .5': 0.6,
+                   'teacher/coco/AP .75': 0.2, 'teacher/coco/AR': 0.4}
+            (run_dir / '20261202_000000/vis_data/scalars.json').write_text(json.dumps(row))
+            return ''
+        return METRICS_LINE
+
+    monkeypatch.setattr(runner, 'tool', fake_tool)
+    return made
+
+
+def test_a_fresh_run_trains_then_tests_once(runner, calls, tmp_path):
+    run = tmp_path / 'baseline_seed0'
+    run.mkdir()
+    record = runner.train_select_test(tmp_path / 'cfg.py', run)
+    assert calls == ['tools/train.py', 'tools/test.py']
+    assert record['val'] == {'AP': 0.3, 'AP50': 0.6, 'AP75': 0.2, 'AR': 0.4}
+    assert record['test100'] == {'AP': 0.4, 'AP50': 0.7, 'AP75': 0.3, 'AR': 0.5}
+    assert runner.train_select_test(tmp_path / 'cfg.py', run) == record
+    assert calls == ['tools/train.py', 'tools/test.py'], 'a finished run ran again'
+
+
+def test_a_trained_but_untested_run_is_only_tested(runner, calls, tmp_path):
+    run = tmp_path / 'ddp_seed1'
+    run.mkdir()
+    runner.train_select_test(tmp_path / 'cfg.py', run)
+    (run / 'result.json').unlink()  # interrupted during the test
+    calls.clear()
+    runner.train_select_test(tmp_path / 'cfg.py', run)
+    assert calls == ['tools/test.py']
+
+
+def test_an_interrupted_training_resumes(runner, monkeypatch, tmp_path):
+    run = tmp_path / 'full_seed2'
+    run.mkdir()
+    (run / 'last_checkpoint').write_text(str(run / 'iter_10.pth'))
+    seen = []
+
+    def stop(args, log, threads=1):
+        seen.append(args)
+        raise SystemExit('interrupted again')
+
+    monkeypatch.setattr(runner, 'tool', stop)
+    with pytest.raises(SystemExit):
+        runner.train_select_test(tmp_path / 'cfg.py', run)
+    assert '--resume' in seen[0]
+
+
+def test_a_rescaled_schedule_keeps_its_shape(runner, repo_root, tmp_path):
+    from mmengine.config import Config
+
+    base = repo_root / 'configs/nk_sapiens/infant/stage1_ssl_baseline_cpu.py'
+    src = Config.fromfile(str(base))
+    path = runner.run_config(base, tmp_path / 'run', seed=3, iters=src.train_cfg.max_iters // 2)
+    cfg = Config.fromfile(str(path))
+    assert cfg.randomness.seed == 3
+    assert cfg.train_cfg.max_iters == src.train_cfg.max_iters // 2
+    for old, new in zip(src.param_scheduler, cfg.param_scheduler):
+        assert new['end'] == round(old['end'] / 2) and new['type'] == old['type']
+
+
+def test_a_run_started_with_other_inputs_is_refused(runner, repo_root, tmp_path):
+    base = repo_root / 'configs/nk_sapiens/infant/stage0_supervised_cpu.py'
+    run = tmp_path / 'stage0_seed0'
+    runner.run_config(base, run, seed=0, iters=None)
+    runner.run_config(base, run, seed=0, iters=None)  # the same inputs: resumable
+    with pytest.raises(SystemExit, match='config_sha256 differ'):
+        runner.run_config(base, run, seed=0, iters=100)
