@@ -100,6 +100,11 @@ def check_split_cache(split_dir: str | Path, expected_inputs: Mapping[str, Any],
     usable = [j for j in range(len(ranges)) if j not in unrecorded]
     for j in usable:
         problems += _file_sizes(split_dir, records[str(j)], j)
+    if usable and not missing and all(records[str(j)]['valid_fraction'] == 0 for j in usable):
+        # CMGC would silently add nothing: every limb falls outside the validity mask
+        problems.append(Problem('valid', 'no map pixel of any shard is valid: the teacher\'s '
+                                         'foreground rule (teacher.foreground) found no '
+                                         'foreground, or every crop lies outside its image'))
     if full:
         for j in usable:
             r0, r1 = ranges[j]

@@ -1,12 +1,13 @@
 """Helpers of the cache tests (constants, running the CLIs, the geo_cache dict)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from script_loader import load_script  # noqa: F401  (re-exported to the cache tests)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/nk_sapiens/infant/_base_/geo_cache_cpu.py'
@@ -14,14 +15,6 @@ INDICES = ['0', '1', '2', '3', '4', '5']
 SMALL = ['geo_cache.rows_per_shard=4', 'geo_cache.batch_size=4',
          'geo_cache.splits.labeled.num_seeds=2', 'geo_cache.teacher.width=8',
          'geo_cache.teacher.num_layers=2', 'geo_cache.teacher.input_size=(128,96)']
-
-
-def load_script(rel: str):
-    """Import a CLI script (precompute/, tools/ are not packages) to call its main()."""
-    spec = importlib.util.spec_from_file_location(Path(rel).stem + '_cli', REPO_ROOT / rel)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def small_options(root: Path, *extra: str) -> list[str]:

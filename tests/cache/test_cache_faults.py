@@ -256,3 +256,19 @@ def test_disk_full_and_read_only_root_exit_2_and_resume(reference_cache, tmp_pat
             if p.is_file() and p.name != 'manifest.json'} == files
     rc, log = result('ro')
     assert rc == 2 and 'Read-only file system' in log and 'Traceback' not in log, log
+
+
+def test_a_cache_with_no_valid_pixel_is_refused(shared_cluster, precompute_cli, check_cli,
+                                                tmp_path, capsys):
+    """A foreground rule that finds nothing (depth >= 10 never holds for relative depth)
+    would make every CMGC term 0 without a sign: the check names it."""
+    root = tmp_path / 'geo'
+    options = ['geo_cache.teacher.foreground.below=10.0']
+    indices = ['0', '1', '2', '3']
+    rc, summary = run_precompute(precompute_cli, root, tmp_path, '--scheduler', shared_cluster,
+                                 '--indices', *indices, options=options, split='test100')
+    assert rc == 0 and summary['complete'], summary
+    capsys.readouterr()
+    assert check_cli.main(check_argv(root, options=options, split='test100',
+                                     indices=indices)) != 0
+    assert 'no map pixel of any shard is valid' in capsys.readouterr().out

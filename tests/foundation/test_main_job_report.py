@@ -2,12 +2,11 @@
 a missing metric is an error."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
 LOG = ('11/24 14:04:14 - mmengine - INFO - Iter(test) [7/7]    {p}coco/AP: 0.229013  '
        '{p}coco/AP .5: 0.528098  {p}coco/AP .75: 0.196317  {p}coco/AP (M): -1.000000  '
        '{p}coco/AP (L): 0.229013  {p}coco/AR: 0.277000  {p}coco/AR .5: 0.550000\n')
@@ -15,10 +14,7 @@ LOG = ('11/24 14:04:14 - mmengine - INFO - Iter(test) [7/7]    {p}coco/AP: 0.229
 
 @pytest.fixture(scope='module')
 def main_job():
-    spec = importlib.util.spec_from_file_location('main_job_cli', ROOT / 'tools/main_job.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/main_job.py')
 
 
 @pytest.mark.parametrize('prefix', ['', 'teacher/'])

@@ -2,7 +2,6 @@
 independently with numpy from the raw annotation file, and clear errors on bad input."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from script_loader import load_script
 
 from nk_train.kps import load_coco_poses, load_skeleton_stats
 from nk_train.skeleton import load_skeleton
@@ -18,12 +18,8 @@ TRAIN = 'data/syrip/annotations/train_labeled.json'
 
 
 @pytest.fixture(scope='module')
-def tool(repo_root):
-    spec = importlib.util.spec_from_file_location('compute_kps_stats',
-                                                  repo_root / 'tools/compute_kps_stats.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool():
+    return load_script('tools/compute_kps_stats.py')
 
 
 @pytest.fixture(scope='module')

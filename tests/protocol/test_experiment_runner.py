@@ -3,22 +3,18 @@ interrupted training resumes from its checkpoint, a trained but untested run is 
 and a rescaled schedule keeps its shape."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
+from script_loader import load_script
 
 METRICS_LINE = ('teacher/coco/AP: 0.4000  teacher/coco/AP .5: 0.7000  '
                 'teacher/coco/AP .75: 0.3000  teacher/coco/AR: 0.5000')
 
 
 @pytest.fixture(scope='module')
-def runner(repo_root):
-    spec = importlib.util.spec_from_file_location('run_experiments',
-                                                  repo_root / 'tools/run_experiments.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def runner():
+    return load_script('tools/run_experiments.py')
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@ process), its parts are disjoint whole images covering the file, and datasets, t
 the KPS statistics read exactly their part."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from script_loader import load_script
 
 from nk_train.data.splits import SplitPart
 
@@ -18,12 +18,8 @@ ANN = 'data/syrip/annotations/train_labeled.json'
 
 
 @pytest.fixture(scope='module')
-def tool(repo_root):
-    spec = importlib.util.spec_from_file_location('make_val_split',
-                                                  repo_root / 'tools/make_val_split.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool():
+    return load_script('tools/make_val_split.py')
 
 
 def test_committed_split_is_what_the_tool_writes(tool, repo_root, tmp_path, monkeypatch):

@@ -44,11 +44,21 @@ class TeacherWatch(Hook):
         self.ema_errors.append(worst)
 
 
+def train_watched(cfg: Config, watch: Hook) -> Hook:
+    """Train ``cfg`` in-process without validation, ``watch`` registered; returns it."""
+    from mmengine.runner import Runner
+
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.default_hooks.checkpoint.pop('save_best')
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(watch)
+    runner.train()
+    return watch
+
+
 @pytest.fixture(scope='module')
 def smoke_run(repo_root, stage0_checkpoint, tmp_path_factory):
     """50 Stage1 iterations in-process (batch 2 labeled + 2 unlabeled, every keypoint kept)."""
-    from mmengine.runner import Runner
-
     work = tmp_path_factory.mktemp('stage1_smoke')
     cfg = Config.fromfile(str(repo_root / STAGE1_CPU))
     cfg.merge_from_dict({
@@ -61,13 +71,7 @@ def smoke_run(repo_root, stage0_checkpoint, tmp_path_factory):
         'custom_hooks': [dict(type='TeacherEMAHook', momentum=EMA_MOMENTUM)],
         **subset_cfg(),
     })
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.default_hooks.checkpoint.pop('save_best')
-    runner = Runner.from_cfg(cfg)
-    watch = TeacherWatch()
-    runner.register_hook(watch)
-    runner.train()
-    return work, watch
+    return work, train_watched(cfg, TeacherWatch())
 
 
 def test_fifty_iterations_log_finite_terms(smoke_run):
@@ -158,8 +162,6 @@ def test_the_control_trains_labeled_crops_only_with_the_stage1_batch(
         repo_root, stage0_checkpoint, tmp_path):
     """stage1_control_cpu.py: every batch holds as many labeled crops as a Stage1 batch holds
     crops in all, none unlabeled, and no unlabeled term is logged."""
-    from mmengine.runner import Runner
-
     stage1 = Config.fromfile(str(repo_root / STAGE1_CPU))
     cfg = Config.fromfile(str(repo_root / 'configs/nk_sapiens/infant/stage1_control_cpu.py'))
     assert cfg.train_dataloader.batch_size == stage1.train_dataloader.batch_size
@@ -169,12 +171,7 @@ def test_the_control_trains_labeled_crops_only_with_the_stage1_batch(
         'train_cfg.max_iters': 3, 'default_hooks.logger.interval': 1,
         'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
         **subset_cfg()})
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.default_hooks.checkpoint.pop('save_best')
-    runner = Runner.from_cfg(cfg)
-    watch = BatchWatch()
-    runner.register_hook(watch)
-    runner.train()
+    watch = train_watched(cfg, BatchWatch())
     assert watch.batches == [{'sup': cfg.train_dataloader.batch_size}] * 3
     rows = [json.loads(line) for line in
             sorted(tmp_path.glob('*/vis_data/scalars.json'))[-1].read_text().splitlines()]
