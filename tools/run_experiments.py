@@ -246,6 +246,22 @@ def verdict(iv: dict) -> str:
     return ('above 0' if iv['low'] > 0 else 'below 0' if iv['high'] < 0 else 'includes 0')
 
 
+def tuning_lines(path: Path) -> list[str]:
+    """What tools/tune_on_val.py tried on the validation split, from its record."""
+    if not path.is_file():
+        return ['No tuning record (docs/nk_sapiens/tuning_val.json): the Stage1 settings are '
+                'the configs\' first guesses.', '']
+    rec = json.loads(path.read_text())
+    lines = [f'Stage1 settings were chosen on the validation split only '
+             f'(`tools/tune_on_val.py`, {rec["method"]}, seed {rec["seed"]}, '
+             f'{rec["stage1_iters"] or "config"} iterations; `{path.relative_to(ROOT)}`):', '',
+             '| variant | model overrides | val AP | val AR |', '|---|---|---|---|']
+    for name, v in rec['variants'].items():
+        lines.append(f'| {name} | `{v["overrides"]}` | {v["val"]["AP"]:.4f} | '
+                     f'{v["val"]["AR"]:.4f} |')
+    return lines + ['']
+
+
 def markdown(summary: dict, args, argv: list[str]) -> str:
     """The RESULTS.md text (generated: do not edit). Every sentence that reads the numbers is
     derived from them here, so a re-run cannot leave a stale claim behind."""
@@ -290,8 +306,9 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
         a, b = name.split(' - ')
         lines.append(f'| {NAMES[a]} − {NAMES[b]} | {cell(iv["AP"])} | {cell(iv["AR"])} | '
                      f'{verdict(iv["AP"])} |')
-    lines += ['', '![ΔAP against the control](figures/results_ap.png)', '',
-              '## What this shows and does not show', '']
+    lines += ['', '![ΔAP against the control](figures/results_ap.png)', '']
+    lines += tuning_lines(ROOT / 'docs/nk_sapiens/tuning_val.json')
+    lines += ['## What this shows and does not show', '']
     base = summary['intervals'].get('baseline - control')
     if base:
         met = base['AP']['mean'] >= 0.02 and base['AP']['low'] > 0

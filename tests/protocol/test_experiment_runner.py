@@ -96,3 +96,23 @@ def test_a_run_started_with_other_inputs_is_refused(runner, repo_root, tmp_path)
     runner.run_config(base, run, seed=0, iters=None)  # the same inputs: resumable
     with pytest.raises(SystemExit, match='config_sha256 differ'):
         runner.run_config(base, run, seed=0, iters=100)
+
+
+@pytest.mark.parametrize('low, mean, verdict', [(0.005, 0.03, 'met'), (-0.01, 0.03, 'NOT met'),
+                                                (0.001, 0.01, 'NOT met')])
+def test_the_goal_sentence_follows_the_numbers(runner, low, mean, verdict):
+    import argparse
+
+    cell = dict(mean=0.3, std=0.01)
+    row = {s: {k: cell for k in runner.METRICS} for s in ('val', 'test100')}
+    iv = {k: dict(mean=mean, low=low, high=mean + 0.02) for k in ('AP', 'AR')}
+    summary = dict(table={'control': row, 'baseline': row}, intervals={'baseline - control': iv},
+                   runs={'control_seed0': dict(train_seconds=60.0)}, date='2026-12-02',
+                   machine='2 CPU cores', val_images=40)
+    args = argparse.Namespace(seeds=[0, 1, 2], one_stage0=False, size='cpu',
+                              bootstrap_samples=2000)
+    text = runner.markdown(summary, args, [])
+    assert f'interval above 0": {verdict} (ΔAP' in text
+    expected = 'above 0' if low > 0 else 'includes 0'
+    assert f'| {runner.NAMES["baseline"]} − {runner.NAMES["control"]} |' in text
+    assert text.count(f'| {expected} |') == 1
