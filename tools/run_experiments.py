@@ -315,6 +315,17 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
         lines.append(f'- Goal "Baseline at least 2 AP above the equal-compute control on '
                      f'Test100, interval above 0": {"met" if met else "NOT met"} (ΔAP '
                      f'{cell(base["AP"])}).')
+    table = summary['table']
+    if 'baseline' in table and 'control' in table:
+        d = {s: table['baseline'][s]['AP']['mean'] - table['control'][s]['AP']['mean']
+             for s in ('val', 'test100')}
+        lines.append(f'- Baseline − control: {d["val"]:+.4f} AP on the validation part (where '
+                     f'the Stage1 settings were chosen), {d["test100"]:+.4f} on Test100.')
+    stage1 = [r['train_seconds'] for k, r in runs.items() if not k.startswith('stage0')]
+    if stage1:
+        lines.append(f'- Training wall-clock per run (this machine, {args.jobs} side by side): '
+                     f'{np.mean(stage1) / 60:.1f} min on average, {max(stage1) / 60:.1f} min at '
+                     'most.')
     lines += [
         '- An interval that includes 0 means this experiment cannot tell that row from the one '
         'it is compared with; it does not show that they are equal.',
@@ -397,9 +408,10 @@ def main() -> None:
         record = ROOT / args.record
         (record.parent / 'results.json').write_text(json.dumps(summary, indent=1))
         figure = record.parent / 'figures' / 'results_ap.png'
+        source = record.parent / 'results.json'  # named in the figure: repo-relative
         subprocess.run([sys.executable, 'tools/visualize.py', 'results', '--results',
-                        str(record.parent / 'results.json'), '--out', str(figure)], cwd=ROOT,
-                       check=True)
+                        str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source),
+                        '--out', str(figure)], cwd=ROOT, check=True)
         record.write_text(markdown(summary, args, sys.argv[1:]))
         print(f'written: {record}, {record.parent / "results.json"}, {figure}')
 

@@ -110,7 +110,7 @@ def test_the_goal_sentence_follows_the_numbers(runner, low, mean, verdict):
                    runs={'control_seed0': dict(train_seconds=60.0)}, date='2026-12-02',
                    machine='2 CPU cores', val_images=40)
     args = argparse.Namespace(seeds=[0, 1, 2], one_stage0=False, size='cpu',
-                              bootstrap_samples=2000)
+                              bootstrap_samples=2000, jobs=2)
     text = runner.markdown(summary, args, [])
     assert f'interval above 0": {verdict} (ΔAP' in text
     expected = 'above 0' if low > 0 else 'includes 0'
