@@ -415,5 +415,6 @@ def main() -> None:
         record.write_text(markdown(summary, args, sys.argv[1:]))
         print(f'written: {record}, {record.parent / "results.json"}, {figure}')
 
+
 if __name__ == '__main__':
     main()
