@@ -135,6 +135,11 @@ def tool(args: list[str], log: Path, threads: int = 1) -> str:
     return log.read_text()
 
 
+def repo_relative(path: Path) -> str:
+    """``path`` as recorded in results: relative to the checkout when inside it."""
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
 def best_checkpoint(run_dir: Path) -> Path:
     found = sorted(run_dir.glob('best_*.pth'))
     if len(found) != 1:
@@ -173,11 +178,11 @@ def train_select_test(cfg: Path, run_dir: Path, threads: int = 1) -> dict:
                run_dir / 'test.log', threads)
     test = {m: float(re.findall(r'coco/' + re.escape(LOG_NAMES[m]) + r': (-?\d+\.\d+)',
                                 out)[-1]) for m in METRICS}
-    record = dict(checkpoint=str(best.relative_to(ROOT) if best.is_relative_to(ROOT) else best),
+    record = dict(checkpoint=repo_relative(best),
                   val=val_metrics(run_dir, best), test100=test,
                   train_seconds=float(done.read_text() or 'nan'),
                   teacher_a_b=teacher_counts(run_dir),
-                  predictions=str(run_dir / 'test100.keypoints.json'))
+                  predictions=repo_relative(run_dir / 'test100.keypoints.json'))
     result.write_text(json.dumps(record, indent=1))
     return record
 
@@ -212,7 +217,7 @@ def summarize(runs: dict, methods: list[str], seeds: list[int], samples: int,
     gt = normalize_coco_keypoint_gt(json.loads(
         (ROOT / data.data_root / data.test_ann).read_text()))
     sigmas = load_skeleton().sigmas
-    scores = {m: [instance_oks(gt, json.loads(Path(runs[m, s]['predictions']).read_text()),
+    scores = {m: [instance_oks(gt, json.loads((ROOT / runs[m, s]['predictions']).read_text()),
                                sigmas) for s in seeds] for m in methods}
     table = {}
     for m in methods:
