@@ -138,7 +138,7 @@ def storage_study(tmp: Path, teacher_opts: list[str], instances: int) -> list[di
     """Bytes per row and decoding error per encoding, at both map grids, on the same views."""
     import zarr
 
-    from nk_train.cache.layout import decode_normal
+    from nk_train.cache.normal_codec import decode_normal
 
     out = []
     for map_size in ((48, 64), (192, 256)):

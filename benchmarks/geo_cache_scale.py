@@ -133,7 +133,7 @@ class _TimedReads(torch.utils.data.Dataset):
 
 
 def open_and_read(settings) -> dict:
-    from nk_train.cache.fingerprint import split_fingerprint_inputs
+    from nk_train.cmgc.cache_inputs import split_fingerprint_inputs
     from nk_train.cache.reader import GeoCacheReader
 
     parse, opens, reader = [], [], None
@@ -173,7 +173,7 @@ def open_and_read(settings) -> dict:
 
 def checks(settings, opts: list[str], full: bool) -> dict:
     from nk_train.cache.check import check_split_cache
-    from nk_train.cache.fingerprint import split_fingerprint_inputs
+    from nk_train.cmgc.cache_inputs import split_fingerprint_inputs
 
     out = {}
     inputs, unverifiable, instances = split_fingerprint_inputs(settings, 'unlabeled')

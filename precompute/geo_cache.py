@@ -27,7 +27,6 @@ import argparse
 import importlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -39,8 +38,7 @@ if str(REPO_ROOT) not in sys.path:  # `python precompute/geo_cache.py` from a ch
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from nk_train.cache.fingerprint import (cache_differences, diff_inputs,  # noqa: E402
-                                        fingerprint, split_fingerprint_inputs)
+from nk_train.cache.fingerprint import cache_differences, diff_inputs, fingerprint  # noqa: E402
 from nk_train.cache.layout import create_split_arrays, layout_dict, shard_ranges  # noqa: E402
 from nk_train.cache.lock import CacheLock, CacheLockedError  # noqa: E402
 from nk_train.cache.manifest import (ManifestError, fold_records, journal_images,  # noqa: E402
@@ -48,7 +46,8 @@ from nk_train.cache.manifest import (ManifestError, fold_records, journal_images
                                      new_manifest, remove_journal, shard_records,
                                      write_json_atomic, write_record)
 from nk_train.cache.settings import GeoCacheSettings  # noqa: E402
-from nk_train.cache.writer import ShardTask, compute_shard  # noqa: E402
+from nk_train.cmgc.cache_inputs import split_fingerprint_inputs  # noqa: E402
+from nk_train.cmgc.cache_shard import ShardTask, compute_shard  # noqa: E402
 
 
 class Refused(RuntimeError):
@@ -80,12 +79,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help='worker deaths tolerated per task (local cluster only)')
     p.add_argument('--summary-json', help='also write the run summary to this file')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
-    p.add_argument('--fault-exit-shard', type=int, default=None,
-                   help='TESTING ONLY: the worker computing this shard exits abruptly after '
-                        'writing part of it')
-    p.add_argument('--fault-exit-coordinator', choices=('after-record', 'after-fold'),
-                   help='TESTING ONLY: this process exits abruptly after journaling its first '
-                        'record, or after writing the finished manifest')
     return p.parse_args(argv)
 
 
@@ -159,14 +152,9 @@ def make_tasks(settings: GeoCacheSettings, split: str, split_dir: Path, instance
         r0, r1 = ranges[j]
         n0, n1 = r0 // k, (r1 - 1) // k + 1
         tasks.append(ShardTask(
-            split_dir=str(split_dir), shard=j, rows=(r0, r1), num_seeds=k, first_instance=n0,
-            instances=tuple(insts[n0:n1]), input_size=settings.input_size,
-            map_size=settings.map_size, aug=settings.aug.to_dict(),
-            global_seed=settings.global_seed, bbox_padding=settings.bbox_padding,
-            min_bbox_size=settings.min_bbox_size, depth_dtype=settings.depth_dtype,
-            normal_encoding=settings.normal_encoding, batch_size=settings.batch_size,
-            prep_threads=settings.prep_threads, teacher=teacher, device=args.device,
-            torch_threads=args.torch_threads, fault_exit=(args.fault_exit_shard == j)))
+            settings=settings, teacher=teacher, split_dir=str(split_dir), shard=j,
+            rows=(r0, r1), num_seeds=k, first_instance=n0, instances=tuple(insts[n0:n1]),
+            device=args.device, torch_threads=args.torch_threads))
     return tasks
 
 
@@ -195,7 +183,7 @@ def run_tasks(tasks: list[ShardTask], split_dir: Path, records: dict, args) -> d
         try:
             # Import the task module everywhere first (seconds per process), so the progress
             # bar and the timings measure the work.
-            client.run(importlib.import_module, 'nk_train.cache.writer')
+            client.run(importlib.import_module, 'nk_train.cmgc.cache_shard')
             results['startup_s'] = time.perf_counter() - t0
             t0, cpu0 = time.perf_counter(), time.process_time()
             futures = {client.submit(compute_shard, t, retries=args.retries, pure=False,
@@ -214,8 +202,6 @@ def run_tasks(tasks: list[ShardTask], split_dir: Path, records: dict, args) -> d
                         write_record(split_dir, j, out['record'])
                         records[str(j)] = out['record']
                         results['computed'].append(j)
-                        if args.fault_exit_coordinator == 'after-record':
-                            os._exit(17)  # testing only: the coordinator killed mid-run
                     else:
                         results['failed'][j] = out['errors']
                         if out['status'] == 'io_error':
@@ -280,8 +266,6 @@ def run(settings: GeoCacheSettings, args) -> int:
     t_finish = time.perf_counter()
     if complete and not manifest['complete']:
         manifest = fold_records(split_dir, manifest, records)
-        if args.fault_exit_coordinator == 'after-fold':
-            os._exit(17)  # testing only: killed between the final manifest and the cleanup
         remove_journal(split_dir)
     t_finish = time.perf_counter() - t_finish
     timings = results['timings']

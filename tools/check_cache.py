@@ -26,7 +26,7 @@ if str(REPO_ROOT) not in sys.path:
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from nk_train.cache.check import check_split_cache  # noqa: E402
-from nk_train.cache.fingerprint import split_fingerprint_inputs  # noqa: E402
+from nk_train.cmgc.cache_inputs import split_fingerprint_inputs  # noqa: E402
 from nk_train.cache.settings import GeoCacheSettings  # noqa: E402
 
 

@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def to_image(coords: np.ndarray, affine: np.ndarray, input_size, heatmap_size) -> np.ndarray:
     """Heatmap-pixel keypoints (K x 2) -> original image pixels (inverse of the UDP crop)."""
-    from nk_train.data.seeded_aug import rescale_affine
+    from nk_train.crop_geometry import rescale_affine
     a = np.vstack([rescale_affine(affine, input_size, heatmap_size), [0.0, 0.0, 1.0]])
     pts = np.concatenate([coords, np.ones((len(coords), 1))], axis=1)
     return (pts @ np.linalg.inv(a).T)[:, :2]

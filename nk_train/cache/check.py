@@ -24,10 +24,11 @@ import numpy as np
 
 from .fingerprint import cache_differences
 from .instances import InstanceList
-from .layout import (MAP_ARRAYS, NORMAL_INT8_SCALE, ROW_ARRAYS, array_specs, data_sha256,
-                     open_split_arrays, shard_ranges)
+from .layout import (MAP_ARRAYS, ROW_ARRAYS, array_specs, data_sha256, open_split_arrays,
+                     shard_ranges)
 from .manifest import (ManifestError, journal_images, leftovers, load_manifest,
                        missing_shards, shard_records)
+from .normal_codec import dequantize_normal
 from .shard_reader import ShardFileError, stored_crcs
 
 
@@ -66,38 +67,20 @@ def check_split_cache(split_dir: str | Path, expected_inputs: Mapping[str, Any],
                                          '--resume removes it)'))
 
     layout = manifest['layout']
-    num_seeds, num_rows = layout['num_seeds'], layout['num_rows']
     ids = np.asarray(manifest['sample_ids'], dtype=np.int64)
-    if len(ids) * num_seeds != num_rows:
-        problems.append(Problem('manifest', f'{len(ids)} sample ids x K={num_seeds} != '
-                                            f'{num_rows} rows'))
-    if len(set(ids.tolist())) != len(ids):
-        problems.append(Problem('manifest', 'duplicate sample ids'))
-    if expected_ids is not None and list(expected_ids) != ids.tolist():
-        problems.append(Problem('sample ids', _id_mismatch(ids.tolist(), list(expected_ids))))
     missing = missing_shards(layout, records)
-    if missing:
-        problems.append(Problem('completeness', f'{len(missing)} of {layout["num_shards"]} '
-                                                f'shards have no record: {missing[:20]}'))
-
+    problems += _layout_problems(layout, ids, expected_ids, missing)
     try:
         arrays = open_split_arrays(split_dir, mode='r')
     except Exception as err:  # noqa: BLE001 - any failure to open is a finding
         problems.append(Problem('arrays', f'cannot open: {err}'))
         return problems
-    specs = array_specs(tuple(layout['map_size']), layout['arrays']['depth']['dtype'],
-                        layout['arrays']['normal']['dtype'])
-    for name, (row_shape, dtype) in specs.items():
-        arr = arrays[name]
-        if arr.shape != (num_rows, *row_shape) or str(arr.dtype) != dtype:
-            problems.append(Problem(f'array {name}', f'shape {arr.shape} dtype {arr.dtype}, '
-                                                     f'expected {(num_rows, *row_shape)} {dtype}'))
-    if any(p.where.startswith('array ') for p in problems):
-        return problems
+    shapes = _array_problems(arrays, layout)
+    if shapes:
+        return problems + shapes
 
-    ranges = shard_ranges(num_rows, layout['rows_per_shard'])
-    unrecorded = set(missing)
-    usable = [j for j in range(len(ranges)) if j not in unrecorded]
+    ranges = shard_ranges(layout['num_rows'], layout['rows_per_shard'])
+    usable = [j for j in range(len(ranges)) if j not in set(missing)]
     for j in usable:
         problems += _file_sizes(split_dir, records[str(j)], j)
     if usable and not missing and all(records[str(j)]['valid_fraction'] == 0 for j in usable):
@@ -109,8 +92,40 @@ def check_split_cache(split_dir: str | Path, expected_inputs: Mapping[str, Any],
         for j in usable:
             r0, r1 = ranges[j]
             problems += _full_check_shard(split_dir, arrays, records[str(j)], j, r0, r1, ids,
-                                          num_seeds, layout['rows_per_shard'], depth_range,
-                                          normal_tol)
+                                          layout['num_seeds'], layout['rows_per_shard'],
+                                          depth_range, normal_tol)
+    return problems
+
+
+def _layout_problems(layout: Mapping[str, Any], ids: np.ndarray,
+                     expected_ids: Sequence[int] | None, missing: list[int]) -> list[Problem]:
+    """The manifest's rows, sample ids and records against each other and the dataset."""
+    problems = []
+    num_seeds, num_rows = layout['num_seeds'], layout['num_rows']
+    if len(ids) * num_seeds != num_rows:
+        problems.append(Problem('manifest', f'{len(ids)} sample ids x K={num_seeds} != '
+                                            f'{num_rows} rows'))
+    if len(set(ids.tolist())) != len(ids):
+        problems.append(Problem('manifest', 'duplicate sample ids'))
+    if expected_ids is not None and list(expected_ids) != ids.tolist():
+        problems.append(Problem('sample ids', _id_mismatch(ids.tolist(), list(expected_ids))))
+    if missing:
+        problems.append(Problem('completeness', f'{len(missing)} of {layout["num_shards"]} '
+                                                f'shards have no record: {missing[:20]}'))
+    return problems
+
+
+def _array_problems(arrays: Mapping[str, Any], layout: Mapping[str, Any]) -> list[Problem]:
+    """Each array's shape and dtype against the manifest's layout."""
+    specs = array_specs(tuple(layout['map_size']), layout['arrays']['depth']['dtype'],
+                        layout['arrays']['normal']['dtype'])
+    problems = []
+    for name, (row_shape, dtype) in specs.items():
+        arr = arrays[name]
+        if arr.shape != (layout['num_rows'], *row_shape) or str(arr.dtype) != dtype:
+            problems.append(Problem(f'array {name}', f'shape {arr.shape} dtype {arr.dtype}, '
+                                                     f'expected {(layout["num_rows"], *row_shape)} '
+                                                     f'{dtype}'))
     return problems
 
 
@@ -169,30 +184,9 @@ def _full_check_shard(split_dir: Path, arrays: dict, rec: dict, j: int, r0: int,
                       depth_range: tuple[float, float] | None, normal_tol: float
                       ) -> list[Problem]:
     problems = _file_bytes_problems(split_dir, rec, j, r1 - r0, rows_per_shard)
-    values: dict[str, list] = {name: [] for name in ROW_ARRAYS}
-    readable = True
-    for name in ROW_ARRAYS:
-        if name in MAP_ARRAYS:
-            continue
-        try:
-            values[name] = arrays[name][r0:r1]
-        except Exception as err:  # noqa: BLE001 - a decode failure is the finding
-            problems.append(Problem(f'shard {j}', f'{name} rows {r0}..{r1 - 1} unreadable: '
-                                                  f'{type(err).__name__}: {err}'))
-            readable = False
-    for name in MAP_ARRAYS:
-        rows = []
-        for r in range(r0, r1):
-            try:
-                rows.append(arrays[name][r])
-            except Exception as err:  # noqa: BLE001 - a CRC32C failure names the row
-                problems.append(Problem(_where(r, ids, num_seeds),
-                                        f'{name} chunk unreadable: {type(err).__name__}: {err}'))
-                readable = False
-        values[name] = rows
-    if not readable:
-        return problems
-    stored = {name: np.asarray(v) for name, v in values.items()}
+    stored, unreadable = _read_shard(arrays, j, r0, r1, ids, num_seeds)
+    if unreadable:
+        return problems + unreadable
     if data_sha256(stored) != rec['data_sha256']:
         problems.append(Problem(f'shard {j}', 'decoded values differ from the recorded hash'))
     want_ids = np.repeat(ids, num_seeds)[r0:r1]
@@ -201,10 +195,8 @@ def _full_check_shard(split_dir: Path, arrays: dict, rec: dict, j: int, r0: int,
         problems.append(Problem(_where(r0 + int(i), ids, num_seeds),
                                 f'stored id {stored["sample_id"][i]}, k {stored["seed_k"][i]}'))
     depth = stored['depth'].astype(np.float32)
-    normal = stored['normal'].astype(np.float32)
-    if stored['normal'].dtype == np.int8:
-        normal /= NORMAL_INT8_SCALE
-    norms = np.sqrt((normal ** 2).sum(axis=1))
+    normal = dequantize_normal(stored['normal'])
+    norms = np.linalg.norm(normal, axis=1)
     for i in range(r1 - r0):
         where = _where(r0 + i, ids, num_seeds)
         nonfinite = int((~np.isfinite(depth[i])).sum() + (~np.isfinite(normal[i])).sum() +
@@ -226,3 +218,29 @@ def _full_check_shard(split_dir: Path, arrays: dict, rec: dict, j: int, r0: int,
                                       depth.max() > rec['depth_max']):
         problems.append(Problem(f'shard {j}', 'depth outside the recorded min/max'))
     return problems
+
+
+def _read_shard(arrays: dict, j: int, r0: int, r1: int, ids: np.ndarray, num_seeds: int
+                ) -> tuple[dict[str, np.ndarray], list[Problem]]:
+    """Rows r0..r1 of every array decoded, or the problems of what could not be (a CRC32C
+    failure of a map row names that row)."""
+    problems = []
+    values: dict[str, Any] = {}
+    for name in ROW_ARRAYS:
+        if name in MAP_ARRAYS:
+            continue
+        try:
+            values[name] = arrays[name][r0:r1]
+        except Exception as err:  # noqa: BLE001 - a decode failure is the finding
+            problems.append(Problem(f'shard {j}', f'{name} rows {r0}..{r1 - 1} unreadable: '
+                                                  f'{type(err).__name__}: {err}'))
+    for name in MAP_ARRAYS:
+        rows = []
+        for r in range(r0, r1):
+            try:
+                rows.append(arrays[name][r])
+            except Exception as err:  # noqa: BLE001
+                problems.append(Problem(_where(r, ids, num_seeds),
+                                        f'{name} chunk unreadable: {type(err).__name__}: {err}'))
+        values[name] = rows
+    return {name: np.asarray(v) for name, v in values.items()}, problems

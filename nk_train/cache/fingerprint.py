@@ -10,16 +10,24 @@ The image files are inputs too, but their hashes are only known once the tasks h
 image table) when precompute folds the records, and its fingerprint is recomputed then. So two
 caches built from the same config but different image bytes have different fingerprints, and
 ``cache_differences`` names each image that changed.
+
+The code that computes the values is an input as well (``source_digest`` of each module that
+does, listed by ``nk_train.cmgc.cache_inputs``): an edit to the crop geometry or the map
+resampling makes every older cache stale, naming the module.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib
 import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .images import current_images, image_differences
-from .instances import InstanceList, list_instances
-from .layout import FORMAT_VERSION, MAP_RESAMPLING
+from .instances import InstanceList
+from .layout import FORMAT_VERSION
 from .settings import GeoCacheSettings
 
 
@@ -47,22 +55,46 @@ def images_summary(table: Mapping[str, list]) -> dict[str, Any]:
 IMAGE_KEYS = ('images.count', 'images.sha256')
 
 
+def code_digests(modules: Sequence[str]) -> dict[str, str]:
+    """``{module name: source_digest of its file}`` of the named modules."""
+    return {name: source_digest(importlib.import_module(name).__file__) for name in modules}
+
+
+@lru_cache(maxsize=None)
+def source_digest(path: str) -> str:
+    """sha256 of a Python file's code as parsed: its AST without docstrings, so comments,
+    docstrings and formatting do not count, and every statement and constant does. (The AST's
+    form can change between Python minor versions: precompute and training share one
+    environment.)"""
+    tree = ast.parse(Path(path).read_text(), filename=path)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
 def fingerprint_inputs(settings: GeoCacheSettings, split: str, instances: InstanceList,
-                       teacher_desc: Mapping[str, Any]) -> dict[str, Any]:
-    """The fingerprint inputs of one split's cache (JSON-able)."""
+                       teacher_desc: Mapping[str, Any], code: Mapping[str, str]
+                       ) -> dict[str, Any]:
+    """The fingerprint inputs of one split's cache (JSON-able): ``teacher_desc`` identifies
+    the teacher, ``code`` the source of what computes the values (``nk_train.cmgc.cache_inputs``
+    assembles both)."""
     sp = settings.split(split)
     subset = instances.subset
     return json.loads(canonical_json(dict(
         format_version=FORMAT_VERSION,
         teacher=dict(teacher_desc),
+        code=dict(code),
         crop=dict(input_size=list(settings.input_size), bbox_padding=settings.bbox_padding,
-                  min_bbox_size=settings.min_bbox_size, image_decode='cv2.IMREAD_COLOR',
-                  warp='cv2.warpAffine INTER_LINEAR, UDP matrix, flip x->(w-1)-x'),
+                  min_bbox_size=settings.min_bbox_size),
         aug=settings.aug.to_dict(),
         num_seeds=sp.num_seeds,
         global_seed=settings.global_seed,
         maps=dict(size=list(settings.map_size), depth_dtype=settings.depth_dtype,
-                  normal_encoding=settings.normal_encoding, resampling=MAP_RESAMPLING),
+                  normal_encoding=settings.normal_encoding),
         annotations=dict(sha256=instances.ann_sha256,
                          require_keypoints=instances.require_keypoints,
                          subset=list(subset) if isinstance(subset, tuple) else subset,
@@ -119,32 +151,3 @@ def cache_differences(manifest: Mapping[str, Any], inputs: Mapping[str, Any],
     lines += image_differences(recorded_images,
                                *current_images(instances, recorded_images, rehash_images))
     return lines
-
-
-def unverifiable_keys(teacher_desc: Mapping[str, Any]) -> list[str]:
-    """Teacher checkpoint hashes that could not be computed here (file absent), e.g. on a
-    training node without the teacher files: those keys are not compared."""
-    return [f'teacher.{task}.sha256' for task in ('depth', 'normal', 'segmentation')
-            if isinstance(teacher_desc.get(task), Mapping)
-            and teacher_desc[task].get('sha256') is None]
-
-
-def split_fingerprint_inputs(settings: GeoCacheSettings, split: str,
-                             indices: Sequence[int] | int | None = None,
-                             hash_teacher_files: bool = True
-                             ) -> tuple[dict[str, Any], list[str], InstanceList]:
-    """Fingerprint inputs of ``split`` as the config describes it now.
-
-    Returns (inputs, keys that could not be verified here, the split's instances). Used by
-    precompute (to stamp the cache), the training-side reader and ``tools/check_cache.py``
-    (to compare against the stamp).
-    """
-    from ..cmgc.geometric_teacher import teacher_description
-
-    sp = settings.split(split)
-    instances = list_instances(settings.ann_path(split), settings.img_dir,
-                               sp.require_keypoints).select(indices)
-    teacher_desc = teacher_description(settings.teacher_files_resolved(),
-                                       hash_files=hash_teacher_files)
-    inputs = fingerprint_inputs(settings, split, instances, teacher_desc)
-    return inputs, unverifiable_keys(teacher_desc), instances

@@ -6,7 +6,7 @@ costs one ``stat`` per distinct image: an image whose size and modification time
 the recorded ones keeps its recorded hash (as git's index and make do); any other is re-hashed
 and compared. A same-size replacement that also restores the old mtime (``touch -r``,
 ``rsync -t`` from another copy) passes that shortcut: ``tools/check_cache.py --full``
-re-hashes every image.
+re-hashes every image. ``read_image_hashed`` decodes an image and hashes the same bytes.
 """
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
+
+import cv2
+import numpy as np
 
 from ..utils import sha256_file
 from .instances import InstanceList
@@ -24,6 +27,43 @@ HASH_THREADS = 4  # hashlib releases the GIL on large buffers
 def image_entry(data: bytes, st: os.stat_result) -> list:
     """[sha256, size, mtime_ns] of an image file whose bytes are ``data``."""
     return [hashlib.sha256(data).hexdigest(), st.st_size, st.st_mtime_ns]
+
+
+def read_image(path: str) -> np.ndarray:
+    """Decode like mmcv's ``LoadImage`` (cv2 backend, ``IMREAD_COLOR``, BGR), but refuse
+    truncated JPEG/PNG files, which OpenCV decodes silently with a grey lower part."""
+    return read_image_hashed(path)[0]
+
+
+def read_image_hashed(path: str) -> tuple[np.ndarray, list]:
+    """The decoded image (as ``read_image``) and the [sha256, size, mtime_ns] of the bytes
+    it was decoded from."""
+    with open(path, 'rb') as f:
+        st = os.fstat(f.fileno())
+        data = f.read()
+    return _decode(data), image_entry(data, st)
+
+
+def _decode(data: bytes) -> np.ndarray:
+    truncated = _truncation(data)
+    if truncated:
+        raise ValueError(f'truncated image file: {truncated}')
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+    if img is None:
+        raise ValueError('cannot decode image (corrupt or not an image)')
+    return img
+
+
+def _truncation(data: bytes) -> str | None:
+    """Why ``data`` looks cut short, or None. JPEG: no end-of-image marker after the last
+    start-of-scan (0xFFD9 cannot occur inside entropy-coded data); PNG: no IEND chunk."""
+    if data[:2] == b'\xff\xd8':
+        sos = data.rfind(b'\xff\xda')
+        if sos < 0 or data.find(b'\xff\xd9', sos) < 0:
+            return 'JPEG without an end-of-image marker after its last scan'
+    elif data[:8] == b'\x89PNG\r\n\x1a\n' and data.rfind(b'IEND') < 0:
+        return 'PNG without an IEND chunk'
+    return None
 
 
 def current_images(instances: InstanceList, recorded: Mapping[str, list],

@@ -4,7 +4,7 @@
 instance n (instances in ``nk_train.cache.instances`` order)::
 
     depth      (R, 1, mh, mw)  float16|float32  chunk = 1 row, shard = rows_per_shard rows
-    normal     (R, 3, mh, mw)  int8 (n * 127) | float16 | float32, chunked like depth
+    normal     (R, 3, mh, mw)  int8 (n * 127) | float16 | float32 (normal_codec.py), like depth
     valid      (R, 1, mh, mw)  uint8 {0, 1}: teacher foreground inside the image, chunked like
                                depth (nk_train.cmgc.teacher_maps)
     affine     (R, 2, 3)       float64  original image -> student crop (UDP, flip folded in)
@@ -46,14 +46,8 @@ FORMAT_VERSION = 3
 MANIFEST_NAME = 'manifest.json'
 RECORDS_DIR = 'records'
 TEMPORARY_SUFFIXES = ('.partial', '.tmp')
-# How teacher outputs become map pixels (a fingerprint input: changing it changes values).
-MAP_RESAMPLING = ('separable box prefilter (odd width ~ output px per map px), then bilinear '
-                  'sampling at UDP map-pixel centres, half-pixel teacher-output convention; '
-                  'normals renormalised; valid = resampled inside-image and foreground masks '
-                  'both >= 0.999')
 MAP_ARRAYS = ('depth', 'normal', 'valid')  # sharded, one inner chunk per row
 ROW_ARRAYS = ('sample_id', 'seed_k', 'affine', *MAP_ARRAYS)
-NORMAL_INT8_SCALE = 127.0
 
 
 def array_specs(map_size: tuple[int, int], depth_dtype: str, normal_encoding: str
@@ -125,23 +119,6 @@ def data_sha256(rows: Mapping[str, np.ndarray]) -> str:
         h.update(f'{name}|{a.dtype.str}|{a.shape}|'.encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def encode_normal(normal: np.ndarray, encoding: str) -> np.ndarray:
-    """Unit normals (float32) -> stored values."""
-    if encoding == 'int8':
-        q = np.rint(np.clip(normal, -1.0, 1.0) * NORMAL_INT8_SCALE)
-        return q.astype(np.int8)
-    return normal.astype(encoding)
-
-
-def decode_normal(stored: np.ndarray) -> np.ndarray:
-    """Stored values -> unit normals (float32), renormalised over the channel axis (-3)."""
-    n = stored.astype(np.float32)
-    if stored.dtype == np.int8:
-        n /= NORMAL_INT8_SCALE
-    norm = np.sqrt((n * n).sum(axis=-3, keepdims=True))
-    return n / np.maximum(norm, 1e-6)
 
 
 def stray_partial_files(split_dir: Path, deep: bool = True) -> list[Path]:

@@ -28,8 +28,9 @@ import numpy as np
 
 from .fingerprint import cache_differences
 from .instances import InstanceList
-from .layout import MAP_ARRAYS, ROW_ARRAYS, decode_normal, open_split_arrays
+from .layout import MAP_ARRAYS, ROW_ARRAYS, open_split_arrays
 from .manifest import ManifestError, journal_shard_ids, load_manifest, missing_shards
+from .normal_codec import decode_normal
 from .records import RecordTable
 from .shard_reader import ShardedRowReader, expected_codecs, read_chunk_file
 

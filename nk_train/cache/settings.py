@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..data.seeded_aug import SeededAugConfig
+from ..crop_geometry import SeededAugConfig
 from ..paths import project_path
 from ..utils import to_plain
+from .normal_codec import NORMAL_ENCODINGS
 
 DEPTH_DTYPES = ('float16', 'float32')
-NORMAL_ENCODINGS = ('int8', 'float16', 'float32')
 
 _REQUIRED = ('root', 'data_root', 'image_prefix', 'global_seed', 'input_size', 'map_size',
              'teacher', 'splits')

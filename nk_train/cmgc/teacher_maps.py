@@ -2,8 +2,7 @@
 
 ``teacher_maps`` runs the geometric teacher on crops cut at its input size and resamples
 depth, normals and validity to the map grid (the heatmap grid, UDP-aligned with the student
-crop), so precompute (``nk_train.cache.writer``) and the online CMGC teacher produce the same
-values. Validity is 1 where every teacher pixel that contributes to a map pixel lies inside
+crop), so precompute (``cache_shard.py``) and the online CMGC teacher produce the same values. Validity is 1 where every teacher pixel that contributes to a map pixel lies inside
 the original image (``inside`` is 1 there, 0 on the black border of a rotated or shifted crop)
 and, when the teacher has a foreground rule, on the foreground.
 """

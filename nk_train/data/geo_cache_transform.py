@@ -29,7 +29,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmpose.registry import TRANSFORMS
 
-from ..cache.fingerprint import split_fingerprint_inputs
+from ..cmgc.cache_inputs import split_fingerprint_inputs
 from ..cache.manifest import ManifestError
 from ..cache.reader import GeoCacheMismatchError, GeoCacheReader
 from ..cache.settings import GeoCacheSettings

@@ -25,7 +25,7 @@ from mmpose.datasets.transforms import PackPoseInputs
 from mmpose.registry import TRANSFORMS
 
 from ..cache.settings import GeoCacheSettings
-from .seeded_aug import crop_inside, crop_region, region_affine, sample_geometry, warp_crop
+from ..crop_geometry import crop_inside, crop_region, region_affine, sample_geometry, warp_crop
 from .views import VIEW_META_KEYS
 
 GEO_MAP_KEYS = ('geo_depth', 'geo_normal', 'geo_valid')

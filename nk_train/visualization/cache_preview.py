@@ -20,10 +20,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..cache.fingerprint import split_fingerprint_inputs
+from ..cmgc.cache_inputs import split_fingerprint_inputs
 from ..cache.reader import GeoCacheMismatchError, GeoCacheReader
 from ..cache.settings import GeoCacheSettings
-from ..data.seeded_aug import CropGeometry, bbox_center_scale, crop_affine, sample_geometry
+from ..crop_geometry import CropGeometry, bbox_center_scale, crop_affine, sample_geometry
 from .drawing import (REFERENCE_COLOR, PoseStyle, display_crop, draw_pose, new_figure,
                       read_image, show_image, to_display)
 

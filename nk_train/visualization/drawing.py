@@ -3,7 +3,7 @@
 Figures are plain ``matplotlib.figure.Figure`` objects rendered by the Agg canvas: no pyplot,
 no global backend, so the package works in headless jobs and DataLoader-free scripts alike.
 Crops are cut from the original image with the crop affine the data pipeline used
-(``nk_train.data.seeded_aug``), rescaled under UDP to a display size, so a keypoint drawn at
+(``nk_train.crop_geometry``), rescaled under UDP to a display size, so a keypoint drawn at
 ``apply_affine(xy_image, display_affine)`` sits on the pixel the model saw it on.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..data.seeded_aug import apply_affine, rescale_affine, warp_crop
+from ..crop_geometry import apply_affine, rescale_affine, warp_crop
 
 # Okabe-Ito colours (distinguishable with the common colour-vision deficiencies).
 TEACHER_A_COLOR = '#D55E00'  # vermillion
@@ -39,7 +39,7 @@ class PoseStyle:
 
 def read_image(path: str | Path):
     """The image as the data pipeline decodes it (BGR uint8), or an error naming the file."""
-    from ..cache.writer import read_image as decode  # refuses truncated files too
+    from ..cache.images import read_image as decode  # refuses truncated files too
 
     try:
         return decode(str(path))

@@ -8,6 +8,7 @@ cluster; the reference cache is built by ``--workers 1`` (its own LocalCluster).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from geo_cache_helpers import INDICES, load_script, run_precompute
@@ -32,6 +33,21 @@ def shared_cluster():
     with dask.config.set({'distributed.scheduler.allowed-failures': 0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
+    yield cluster.scheduler_address
+    cluster.close()
+
+
+@pytest.fixture(scope='session')
+def dying_worker_cluster():
+    """A 1-worker process cluster whose worker dies while writing shard ``faults.DYING_SHARD``
+    (``faults.py``); a death fails its task at once."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({'distributed.scheduler.allowed-failures': 0}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR,
+                               preload=[str(Path(__file__).with_name('faults.py'))])
     yield cluster.scheduler_address
     cluster.close()
 

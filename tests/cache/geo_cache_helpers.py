@@ -59,9 +59,12 @@ def subprocess_env() -> dict:
     return dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=path)
 
 
-def start_precompute(root: Path, *args: str, options=()) -> subprocess.Popen:
-    """precompute/geo_cache.py in its own process (and process group), output captured."""
-    return subprocess.Popen([sys.executable, 'precompute/geo_cache.py',
+def start_precompute(root: Path, *args: str, options=(), die: str | None = None
+                     ) -> subprocess.Popen:
+    """precompute/geo_cache.py in its own process (and process group), output captured;
+    ``die``: ``after-record`` / ``after-fold``, the moment it exits abruptly (``faults.py``)."""
+    script = ['tests/cache/faults.py', die] if die else ['precompute/geo_cache.py']
+    return subprocess.Popen([sys.executable, *script,
                              *precompute_argv(root, *args, options=options)],
                             cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)

@@ -36,7 +36,7 @@ def test_killed_coordinator_resumes_to_the_same_cache(reference_cache, shared_cl
     split_dir = root / 'labeled'
 
     rc, out = finish(start_precompute(root, '--scheduler', shared_cluster, '--indices', *INDICES,
-                                      '--fault-exit-coordinator', 'after-record'))
+                                      die='after-record'))
     assert rc == 17, out
     assert not load_manifest(split_dir)['complete']
     assert len(journal_shard_ids(split_dir)) == 1
@@ -48,7 +48,7 @@ def test_killed_coordinator_resumes_to_the_same_cache(reference_cache, shared_cl
     assert 'leftover of an interrupted write: .manifest.json.99999.tmp' in report
 
     rc, out = finish(start_precompute(root, '--scheduler', shared_cluster, '--indices', *INDICES,
-                                      '--resume', '--fault-exit-coordinator', 'after-fold'))
+                                      '--resume', die='after-fold'))
     assert rc == 17, out
     assert load_manifest(split_dir)['complete']
     assert (split_dir / 'records').is_dir() and not list(split_dir.rglob('*.tmp'))

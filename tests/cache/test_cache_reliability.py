@@ -14,7 +14,7 @@ import zarr
 from mmengine.registry import init_default_scope
 
 import nk_train  # noqa: F401
-from nk_train.cache.layout import decode_normal
+from nk_train.cache.normal_codec import decode_normal
 from nk_train.cache.manifest import journal_shard_ids, load_manifest
 from nk_train.cache.reader import GeoCacheMismatchError, StaleCacheError
 from nk_train.cache.shard_reader import ChunkChecksumError
@@ -56,12 +56,12 @@ def test_bitwise_reproducible_across_runs_and_worker_counts(reference_cache, sha
 
 
 def test_killed_worker_then_resume_gives_identical_shards(reference_cache, shared_cluster,
-                                                          precompute_cli, check_cli, tmp_path,
-                                                          capsys):
+                                                          dying_worker_cluster, precompute_cli,
+                                                          check_cli, tmp_path, capsys):
     ref_root, _ = reference_cache
     root = tmp_path / 'geo'
-    rc, killed = run_precompute(precompute_cli, root, tmp_path, '--scheduler', shared_cluster,
-                                '--indices', *INDICES, '--fault-exit-shard', '1')
+    rc, killed = run_precompute(precompute_cli, root, tmp_path, '--scheduler',
+                                dying_worker_cluster, '--indices', *INDICES)
     assert rc == 1 and not killed['complete']
     assert '1' in killed['failed'] and 'KilledWorker' in killed['failed']['1'][0]
     assert not load_manifest(root / 'labeled')['complete']

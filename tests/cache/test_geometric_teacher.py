@@ -158,7 +158,7 @@ def test_segmentation_file_is_located_and_hashed_like_the_others(repo_root):
     depth and normal do), and an absent segmentation file is as unverifiable as theirs."""
     from mmengine.config import Config
 
-    from nk_train.cache.fingerprint import unverifiable_keys
+    from nk_train.cmgc.cache_inputs import unverifiable_keys
     from nk_train.cache.settings import GeoCacheSettings
 
     cfg = Config.fromfile(str(repo_root / 'configs/nk_sapiens/infant/_base_/geo_cache.py'))

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import nk_train  # noqa: F401  (registers everything)
-from nk_train.data.seeded_aug import (AUG_DEFAULTS, IDENTITY, CropGeometry, DegenerateBBoxError,
-                                      SeededAugConfig, SeededTopdownAffine, apply_affine,
-                                      bbox_center_scale, crop_affine, rescale_affine,
-                                      sample_geometry, udp_warp_matrix)
+from nk_train.crop_geometry import (AUG_DEFAULTS, IDENTITY, CropGeometry, DegenerateBBoxError,
+                                    SeededAugConfig, apply_affine, bbox_center_scale, crop_affine,
+                                    rescale_affine, sample_geometry, udp_warp_matrix)
+from nk_train.data.seeded_topdown_affine import SeededTopdownAffine
 from nk_train.skeleton import load_skeleton
 
 
