@@ -8,7 +8,7 @@ image or one listed twice, a size that disagrees with the file, a box that is ma
 area or lies wholly outside its image, keypoints of the wrong count, non-numeric or non-finite
 values, an unknown visibility flag. Warnings are what the project copes with in a documented
 way: boxes partly outside the image (clipped), ``area`` (evaluation uses the bbox area),
-annotation id 0 (evaluation renumbers ids, ``nk_train.evaluation.coco_gt``), instances without
+annotation id 0 (evaluation renumbers ids, ``nk_train.coco_keypoints``), instances without
 labeled keypoints (not used for supervised training).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from ..evaluation.coco_gt import bbox_area
+from ..coco_keypoints import bbox_area
 
 # COCO's `area` is a segmentation area, so it lies inside (0, bbox area]; allow a little
 # slack above 1 for rounding and flag anything implausibly small.

@@ -1,4 +1,4 @@
-"""COCO keypoint AP with the project's ground-truth rules (see ``coco_gt``)."""
+"""COCO keypoint AP with the project's ground-truth rules (``nk_train.coco_keypoints``)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ from mmpose.evaluation.metrics import CocoMetric
 from mmpose.registry import METRICS
 from xtcocotools.coco import COCO
 
+from ..coco_keypoints import normalize_coco_keypoint_gt
 from ..data.splits import SplitPart
-from .coco_gt import normalize_coco_keypoint_gt
 
 
 @METRICS.register_module()
