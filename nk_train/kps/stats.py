@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..coco_keypoints import CROWD, TOO_FEW_LABELED, CocoKeypoints
 from ..skeleton import Skeleton
 from .geometry import (fit_length_template, joint_angles_deg, limb_lengths, normalised_lengths,
                        reference_scale)
@@ -35,71 +36,6 @@ FLOAT_DECIMALS = 6
 def quantile_key(level: float) -> str:
     """The JSON key of a quantile level (``0.025 -> '0.025'``)."""
     return format(level, 'g')
-
-
-@dataclass(frozen=True)
-class CocoPoses:
-    """Labeled instances of one COCO keypoint file, as arrays (N instances, K keypoints)."""
-
-    ann_file: str
-    coords: np.ndarray  # N x K x 2 float64, pixels
-    visibility: np.ndarray  # N x K int (COCO v: 0, 1, 2)
-    bboxes: np.ndarray  # N x 4 float64 (x, y, w, h)
-    ann_ids: tuple[int, ...]
-    image_files: tuple[str, ...]
-    skipped_crowd: int
-    skipped_unlabeled: int
-
-
-def load_coco_poses(ann_file: str | Path, num_keypoints: int) -> CocoPoses:
-    """Read the instances with at least one labeled keypoint from a COCO keypoint file.
-
-    Crowd instances and instances without labeled keypoints are left out and counted.
-    Malformed input raises ``ValueError`` naming the file and the annotation.
-    """
-    ann_file = str(ann_file)
-    try:
-        with open(ann_file, 'rb') as f:
-            coco = json.loads(f.read())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f'{ann_file}: cannot read COCO annotation file: {err}') from err
-    if 'annotations' not in coco or 'images' not in coco:
-        raise ValueError(f'{ann_file}: not a COCO file (needs "images" and "annotations")')
-    files = {img.get('id'): img.get('file_name', '?') for img in coco['images']}
-    coords, vis, boxes, ids, names = [], [], [], [], []
-    crowd = unlabeled = 0
-    for ann in coco['annotations']:
-        image = files.get(ann.get('image_id'))
-        where = f'{ann_file}: annotation id {ann.get("id")} (image {image})'
-        if ann.get('iscrowd', 0):
-            crowd += 1
-            continue
-        kpts = ann.get('keypoints')
-        if not isinstance(kpts, list) or len(kpts) != 3 * num_keypoints:
-            got = len(kpts) if isinstance(kpts, list) else type(kpts).__name__
-            raise ValueError(f'{where}: expected {3 * num_keypoints} keypoint values, got {got}')
-        k = np.asarray(kpts, dtype=np.float64).reshape(num_keypoints, 3)
-        if not np.isfinite(k).all():
-            raise ValueError(f'{where}: non-finite keypoint value')
-        v = k[:, 2]
-        if not np.isin(v, (0, 1, 2)).all():
-            raise ValueError(f'{where}: visibility flags must be 0, 1 or 2, got {sorted(set(v))}')
-        if not (v > 0).any():
-            unlabeled += 1
-            continue
-        bbox = ann.get('bbox')
-        if not isinstance(bbox, list) or len(bbox) != 4 or not np.isfinite(bbox).all():
-            raise ValueError(f'{where}: bbox must be 4 finite numbers, got {bbox!r}')
-        coords.append(k[:, :2])
-        vis.append(v.astype(np.int64))
-        boxes.append(bbox)
-        ids.append(int(ann['id']))
-        names.append(str(files.get(ann.get('image_id'), '?')))
-    if not coords:
-        raise ValueError(f'{ann_file}: no instance has a labeled keypoint '
-                         f'({crowd} crowd, {unlabeled} without labels)')
-    return CocoPoses(ann_file, np.stack(coords), np.stack(vis), np.asarray(boxes, np.float64),
-                     tuple(ids), tuple(names), crowd, unlabeled)
 
 
 def _r(x: float) -> float | None:
@@ -119,7 +55,7 @@ def _summary(values: np.ndarray) -> dict:
     return out
 
 
-def compute_skeleton_stats(poses: CocoPoses, skeleton: Skeleton, source: dict,
+def compute_skeleton_stats(poses: CocoKeypoints, skeleton: Skeleton, source: dict,
                            min_limbs: int = DEFAULT_MIN_LIMBS) -> dict:
     """The statistics document (schema ``SCHEMA_VERSION``) for ``poses``.
 
@@ -167,8 +103,8 @@ def compute_skeleton_stats(poses: CocoPoses, skeleton: Skeleton, source: dict,
                       joint_angles=[list(t) for t in skeleton.joint_angles()]),
         visibility=dict(
             rule='v=0 keypoints are excluded (not labeled); v=1 and v=2 are used',
-            instances_used=int(len(v)), instances_skipped_crowd=poses.skipped_crowd,
-            instances_skipped_unlabeled=poses.skipped_unlabeled,
+            instances_used=int(len(v)), instances_skipped_crowd=poses.left_out_count(CROWD),
+            instances_skipped_unlabeled=poses.left_out_count(TOO_FEW_LABELED),
             keypoints_v0=int((v == 0).sum()), keypoints_v1=int((v == 1).sum()),
             keypoints_v2=int((v == 2).sum()),
             excluded_per_keypoint={n: int((v[:, k] == 0).sum()) for k, n in enumerate(names)}),
