@@ -67,17 +67,32 @@ def compute_skeleton_stats(poses: CocoKeypoints, skeleton: Skeleton, source: dic
                          f'the skeleton {skeleton.source} has {skeleton.num_keypoints}')
     coords = torch.from_numpy(poses.coords)
     visible = torch.from_numpy(poses.visibility > 0)
-    edges = torch.tensor(skeleton.edges, dtype=torch.long)
-    triples = torch.tensor(skeleton.joint_angles(), dtype=torch.long)
+    limbs, normalisation = _limb_stats(coords, visible, skeleton, min_limbs)
+    return dict(
+        schema_version=SCHEMA_VERSION,
+        source=source,
+        skeleton=dict(keypoint_names=list(skeleton.keypoint_names),
+                      edges=[list(e) for e in skeleton.edges],
+                      edge_names=list(skeleton.edge_names),
+                      joint_angles=[list(t) for t in skeleton.joint_angles()]),
+        visibility=_visibility_counts(poses, skeleton.keypoint_names),
+        normalisation=normalisation,
+        units=dict(length='normalised (median_limb_ratio)', angle='degrees in [0, 180]'),
+        quantile_levels=[quantile_key(q) for q in QUANTILE_LEVELS],
+        quantile_method='numpy linear',
+        limbs=limbs,
+        joint_angles=_angle_stats(coords, visible, skeleton),
+    )
 
+
+def _limb_stats(coords: torch.Tensor, visible: torch.Tensor, skeleton: Skeleton,
+                min_limbs: int) -> tuple[list[dict], dict]:
+    """Per-limb normalised length summaries, and how the poses were normalised."""
+    edges = torch.tensor(skeleton.edges, dtype=torch.long)
     lengths, limb_valid = limb_lengths(coords, visible, edges)
     template, iters = fit_length_template(lengths, limb_valid, min_limbs)
     scale, scale_valid = reference_scale(lengths, limb_valid, template, min_limbs)
     norm, norm_valid = normalised_lengths(lengths, limb_valid, scale, scale_valid)
-    angles, angle_valid = joint_angles_deg(coords, visible, triples)
-    all_visible = visible[:, triples].all(-1)
-
-    names = skeleton.keypoint_names
     limbs = []
     for e, (i, j) in enumerate(skeleton.edges):
         values = norm[:, e][norm_valid[:, e]].numpy()
@@ -86,6 +101,21 @@ def compute_skeleton_stats(poses: CocoKeypoints, skeleton: Skeleton, source: dic
             missing=int((~limb_valid[:, e]).sum()),
             no_scale=int((limb_valid[:, e] & ~scale_valid).sum()),
             template=_r(template[e]), **_summary(values)))
+    normalisation = dict(
+        method=NORMALISATION, min_limbs=min_limbs, template_iterations=iters,
+        instances_with_scale=int(scale_valid.sum()),
+        instances_without_scale=int((~scale_valid).sum()),
+        description='length / median over measured limbs e of (length_e / template_e); '
+                    'template has geometric mean 1')
+    return limbs, normalisation
+
+
+def _angle_stats(coords: torch.Tensor, visible: torch.Tensor, skeleton: Skeleton) -> list[dict]:
+    """Per-joint-angle summaries in degrees (``degenerate``: visible, an arm too short)."""
+    names = skeleton.keypoint_names
+    triples = torch.tensor(skeleton.joint_angles(), dtype=torch.long)
+    angles, angle_valid = joint_angles_deg(coords, visible, triples)
+    all_visible = visible[:, triples].all(-1)
     joints = []
     for t, (a, c, b) in enumerate(skeleton.joint_angles()):
         values = angles[:, t][angle_valid[:, t]].numpy()
@@ -93,33 +123,19 @@ def compute_skeleton_stats(poses: CocoKeypoints, skeleton: Skeleton, source: dic
             name=f'{names[a]}-{names[c]}-{names[b]}', triple=[a, c, b],
             count=int(len(values)), missing=int((~all_visible[:, t]).sum()),
             degenerate=int((all_visible[:, t] & ~angle_valid[:, t]).sum()), **_summary(values)))
+    return joints
 
+
+def _visibility_counts(poses: CocoKeypoints, names: tuple[str, ...]) -> dict:
+    """Which instances and keypoints the statistics use, and how many were left out."""
     v = poses.visibility
     return dict(
-        schema_version=SCHEMA_VERSION,
-        source=source,
-        skeleton=dict(keypoint_names=list(names), edges=[list(e) for e in skeleton.edges],
-                      edge_names=list(skeleton.edge_names),
-                      joint_angles=[list(t) for t in skeleton.joint_angles()]),
-        visibility=dict(
-            rule='v=0 keypoints are excluded (not labeled); v=1 and v=2 are used',
-            instances_used=int(len(v)), instances_skipped_crowd=poses.left_out_count(CROWD),
-            instances_skipped_unlabeled=poses.left_out_count(TOO_FEW_LABELED),
-            keypoints_v0=int((v == 0).sum()), keypoints_v1=int((v == 1).sum()),
-            keypoints_v2=int((v == 2).sum()),
-            excluded_per_keypoint={n: int((v[:, k] == 0).sum()) for k, n in enumerate(names)}),
-        normalisation=dict(
-            method=NORMALISATION, min_limbs=min_limbs, template_iterations=iters,
-            instances_with_scale=int(scale_valid.sum()),
-            instances_without_scale=int((~scale_valid).sum()),
-            description='length / median over measured limbs e of (length_e / template_e); '
-                        'template has geometric mean 1'),
-        units=dict(length='normalised (median_limb_ratio)', angle='degrees in [0, 180]'),
-        quantile_levels=[quantile_key(q) for q in QUANTILE_LEVELS],
-        quantile_method='numpy linear',
-        limbs=limbs,
-        joint_angles=joints,
-    )
+        rule='v=0 keypoints are excluded (not labeled); v=1 and v=2 are used',
+        instances_used=int(len(v)), instances_skipped_crowd=poses.left_out_count(CROWD),
+        instances_skipped_unlabeled=poses.left_out_count(TOO_FEW_LABELED),
+        keypoints_v0=int((v == 0).sum()), keypoints_v1=int((v == 1).sum()),
+        keypoints_v2=int((v == 2).sum()),
+        excluded_per_keypoint={n: int((v[:, k] == 0).sum()) for k, n in enumerate(names)})
 
 
 def dumps_stats(stats: dict) -> str:
