@@ -34,7 +34,8 @@ if str(REPO_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from nk_train.ddp_prior import DDPPrior, load_coco_poses, sha256_file  # noqa: E402
+from nk_train.coco_keypoints import read_coco_keypoints  # noqa: E402
+from nk_train.ddp_prior import DDPPrior, sha256_file  # noqa: E402
 
 SETTINGS = [
     dict(mode='x0', noise_level='auto'),
@@ -115,20 +116,20 @@ def main(argv: list[str] | None = None) -> dict:
     if prior.meta['training'].get('annotation_sha256') == sha256_file(ann_path):
         raise ValueError(f'{args.checkpoint} was trained on {args.ann}: evaluate on held-out '
                          'poses')
-    poses = load_coco_poses(ann_path, prior.num_keypoints, prior.normalization.min_visible)
-    if poses.excluded_annotation_ids:
+    poses = read_coco_keypoints(ann_path, prior.num_keypoints, prior.normalization.min_visible)
+    if poses.left_out:
         print(f'excluded annotation ids (crowd / too few labeled joints): '
-              f'{poses.excluded_annotation_ids}')
-    anns = {a['id']: a for a in json.loads(ann_path.read_text())['annotations']}
-    size = torch.tensor([math.sqrt(anns[i]['bbox'][2] * anns[i]['bbox'][3])
-                         for i in poses.annotation_ids])
-    R = args.repeats
-    gt, visible, size = poses.coords.repeat(R, 1, 1), poses.visible.repeat(R, 1), size.repeat(R)
+              f'{list(poses.left_out)}')
+    clean = torch.from_numpy(poses.coords).float()
+    clean_vis = torch.from_numpy(poses.visibility > 0)
+    size = torch.from_numpy(poses.bboxes[:, 2] * poses.bboxes[:, 3]).sqrt().float()
+    N, R = len(poses.ann_ids), args.repeats
+    gt, visible, size = clean.repeat(R, 1, 1), clean_vis.repeat(R, 1), size.repeat(R)
     cases = corrupt(gt, size, args.seed)
 
     before = {name: errors(c['coords'], gt, visible, size, c.get('joint'))
               for name, c in cases.items()}
-    print(f'{len(poses.annotation_ids)} poses x {R} repeats; error before, % of bbox size:')
+    print(f'{N} poses x {R} repeats; error before, % of bbox size:')
     print('  ' + '  '.join(f"{n}={v['mean_joint_error_pct']:.2f}" for n, v in before.items()))
     results = []
     for setting in SETTINGS:
@@ -149,8 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
               + f" | outlier joint {after['outlier25']['moved_joint_error_pct']:.2f}"
               + (' | GOALS MET' if row['meets_goals'] else ''))
 
-    batch = poses.coords.repeat(math.ceil(256 / len(poses.annotation_ids)), 1, 1)[:256]
-    batch_vis = poses.visible.repeat(math.ceil(256 / len(poses.annotation_ids)), 1)[:256]
+    batch = clean.repeat(math.ceil(256 / N), 1, 1)[:256]
+    batch_vis = clean_vis.repeat(math.ceil(256 / N), 1)[:256]
     default = dict(mode=prior.default_mode, noise_level=prior.default_noise_level)
     timed = [default, dict(mode='x0', noise_level=0.2),
              dict(mode='sdedit', noise_level='auto', num_steps=4, num_samples=1),
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
                 if k != 'annotation_ids'}
     report = dict(
         checkpoint=args.checkpoint, training=training,
-        eval_annotations=args.ann, num_poses=len(poses.annotation_ids), repeats=R,
+        eval_annotations=args.ann, num_poses=N, repeats=R,
         seed=args.seed, noise_definition='std per coordinate in % of sqrt(bbox w*h)',
         error_definition='mean per-joint Euclidean error in % of sqrt(bbox w*h)',
         goals=dict(gauss10_reduction_pct_min=GOAL_REDUCTION_GAUSS10,

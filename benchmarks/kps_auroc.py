@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from nk_train.kps import KinematicPlausibilityScore, load_coco_poses
+from nk_train.coco_keypoints import read_coco_keypoints
+from nk_train.kps import KinematicPlausibilityScore
 from nk_train.skeleton import Skeleton, load_skeleton
 
 VAL_ANN = 'data/syrip/annotations/val_test100.json'
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     kps = {name: KinematicPlausibilityScore(args.stats, weights=w, prior=prior).eval()
            for name, w in VARIANTS.items()}
     module = kps[COMBINED]
-    val = load_coco_poses(VAL_ANN, skeleton.num_keypoints)
+    val = read_coco_keypoints(VAL_ANN, skeleton.num_keypoints)
     real = score(kps, val.coords, val.visibility)
 
     results = {}
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
           f'; {natural["share_of_poses_with_a_pair_ratio_ge_1_5"]:.0%} already have a mirror pair '
           'differing by >= 1.5x (foreshortening), so a x1.5 stretch is within natural 2D variation')
 
-    adult = load_coco_poses(ADULT_ANN, skeleton.num_keypoints)
+    adult = read_coco_keypoints(ADULT_ANN, skeleton.num_keypoints)
     adult_scores = score(kps, adult.coords, adult.visibility)
     adult_res = dict(
         instances=len(adult.coords),

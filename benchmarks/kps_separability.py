@@ -29,7 +29,8 @@ from torch import nn
 
 from kps_auroc import GROSS, VAL_ANN, auroc, corruptions  # benchmarks/, on sys.path
 from nk_train.ddp_prior.normalization import NormalizationConfig, pose_frame, to_normalized
-from nk_train.kps import KinematicPlausibilityScore, load_coco_poses
+from nk_train.coco_keypoints import read_coco_keypoints
+from nk_train.kps import KinematicPlausibilityScore
 from nk_train.skeleton import Skeleton, load_skeleton
 from results_io import write_results
 
@@ -106,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     skeleton = load_skeleton()
     kps = KinematicPlausibilityScore(args.stats, weights=dict(len=1.0)).eval()
-    train = load_coco_poses(TRAIN_ANN, skeleton.num_keypoints)
-    val = load_coco_poses(VAL_ANN, skeleton.num_keypoints)
+    train = read_coco_keypoints(TRAIN_ANN, skeleton.num_keypoints)
+    val = read_coco_keypoints(VAL_ANN, skeleton.num_keypoints)
     flip_xy, flip_v = mirrored(train.coords, train.visibility, skeleton)
     train_xy = np.concatenate([train.coords, flip_xy])
     train_v = np.concatenate([train.visibility, flip_v])

@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nk_train.kps.stats import (DEFAULT_MIN_LIMBS, compute_skeleton_stats, dumps_stats,
-                                load_coco_poses)
+from nk_train.coco_keypoints import read_coco_keypoints
+from nk_train.kps.stats import DEFAULT_MIN_LIMBS, compute_skeleton_stats, dumps_stats
 from nk_train.data.splits import labeled_part
 from nk_train.paths import PROJECT_ROOT, project_path
 from nk_train.skeleton import load_skeleton
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     split_file = None if args.split == 'none' else project_path(args.split)
     with tempfile.TemporaryDirectory() as tmp:
         part_file, split = labeled_part(ann_file, split_file, 'train', tmp)
-        poses = load_coco_poses(part_file, skeleton.num_keypoints)
+        poses = read_coco_keypoints(part_file, skeleton.num_keypoints)
     source = dict(ann_file=recorded_path(ann_file), ann_file_sha256=sha256_file(ann_file),
                   config=recorded_path(config) if config else None,
                   dataset_info=recorded_path(skeleton.source),

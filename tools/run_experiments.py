@@ -207,7 +207,7 @@ def method_run(method: str, seed: int, stage0_ckpt: Path, prior: Path, args,
 def summarize(runs: dict, methods: list[str], seeds: list[int], samples: int,
               stand_in: bool) -> dict:
     """Means, standard deviations and paired intervals (see the module docstring)."""
-    from nk_train.evaluation.coco_gt import normalize_coco_keypoint_gt
+    from nk_train.coco_keypoints import normalize_coco_keypoint_gt
     from nk_train.evaluation.paired_bootstrap import instance_oks, paired_bootstrap
     from nk_train.skeleton import load_skeleton
 

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     from nk_train.ddp_prior import (AugmentConfig, DenoiserConfig, NormalizationConfig,
                                     ScheduleConfig, TrainConfig, build_checkpoint,
-                                    load_coco_poses, save_checkpoint, sha256_file,
+                                    load_training_poses, save_checkpoint, sha256_file,
                                     train_prior)
     from nk_train.data.splits import labeled_part
     from nk_train.paths import project_path
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> Path:
     split_file = None if args.split == 'none' else project_path(args.split)
     with tempfile.TemporaryDirectory() as tmp:
         part_file, split = labeled_part(ann_path, split_file, 'train', tmp)
-        poses = load_coco_poses(part_file, skeleton.num_keypoints,
-                                cfg.normalization.min_visible)
+        poses = load_training_poses(part_file, skeleton.num_keypoints,
+                                    cfg.normalization.min_visible)
     poses.source = str(ann) if split is None else \
         f'{ann} (train part of {args.split}, sha256 {split["sha256"][:12]})'
     print(f'{ann}: {len(poses.annotation_ids)} poses, '

@@ -10,7 +10,6 @@ design (crowd, no labeled keypoint) are logged with their ids.
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Mapping, Optional
 
@@ -18,6 +17,7 @@ from mmengine.logging import print_log
 from mmpose.datasets import CocoDataset
 from mmpose.registry import DATASETS
 
+from ..coco_keypoints import read_coco_file
 from .coco_check import refuse_defects
 from .splits import SplitPart
 
@@ -54,8 +54,7 @@ class CheckedCocoDataset(CocoDataset):
         return data_list
 
     def _log_left_out(self, kept: set, part: Optional[SplitPart]) -> None:
-        with open(self.ann_file, 'rb') as f:
-            anns = json.loads(f.read())['annotations']
+        anns = read_coco_file(self.ann_file)['annotations']
         if part is not None:
             anns = [a for a in anns if int(a['id']) in part.annotation_ids]
         left = [(a['id'], _why_left_out(a)) for a in anns if a['id'] not in kept]

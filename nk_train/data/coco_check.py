@@ -8,13 +8,12 @@ image or one listed twice, a size that disagrees with the file, a box that is ma
 area or lies wholly outside its image, keypoints of the wrong count, non-numeric or non-finite
 values, an unknown visibility flag. Warnings are what the project copes with in a documented
 way: boxes partly outside the image (clipped), ``area`` (evaluation uses the bbox area),
-annotation id 0 (evaluation renumbers ids, ``nk_train.evaluation.coco_gt``), instances without
-labeled keypoints (not used for supervised training).
+annotation id 0 (evaluation renumbers ids, ``nk_train.coco_keypoints``), instances without
+labeled keypoints (not used for supervised training). What a well-formed keypoint list and box
+are is defined once, in ``nk_train.coco_keypoints``, which the pose readers share.
 """
 from __future__ import annotations
 
-import json
-import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,12 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from ..evaluation.coco_gt import bbox_area
+from ..coco_keypoints import (CocoFileError, bbox_area, bbox_problem, finite_number,
+                              keypoints_problem, read_coco_file)
 
 # COCO's `area` is a segmentation area, so it lies inside (0, bbox area]; allow a little
 # slack above 1 for rounding and flag anything implausibly small.
 AREA_RATIO_RANGE = (0.2, 1.05)
-VISIBILITY_FLAGS = (0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -41,11 +40,6 @@ class Finding:
 
 
 Add = Callable[[str, str, str], None]
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
-        math.isfinite(value)
 
 
 def _read_image_size(path: Path) -> tuple[int, int]:
@@ -63,39 +57,38 @@ def check_coco_keypoints(ann_file: str | Path, img_dir: str | Path | None,
     """Every problem found in ``ann_file`` (empty list = clean). ``img_dir=None`` checks the
     JSON only; ``require_keypoints=False`` for box-only (unlabeled) files;
     ``require_annotations=False`` for an images-only file whose boxes come from a detector."""
-    ann_file = Path(ann_file)
+    try:
+        coco = read_coco_file(ann_file, require_annotations)
+    except CocoFileError as err:
+        return [Finding('error', str(ann_file), err.problem)]
     findings: list[Finding] = []
 
     def add(level: str, where: str, what: str) -> None:
         findings.append(Finding(level, where, what))
 
-    try:
-        coco = json.loads(ann_file.read_bytes())
-    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError
-        return [Finding('error', str(ann_file), f'cannot read annotation file: {err}')]
-    if isinstance(coco, dict) and not require_annotations:
-        coco.setdefault('annotations', [])
-    if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list)
-                                             for k in ('images', 'annotations')):
-        return [Finding('error', str(ann_file), 'not a COCO file: needs "images" and '
-                                                '"annotations" lists')]
     if require_annotations and not coco['annotations']:
         add('error', str(ann_file), 'the "annotations" list is empty: nothing to train on')
     _check_categories(coco, tuple(keypoint_names), add)
     images = _check_images(coco['images'], None if img_dir is None else Path(img_dir), add)
     _check_annotation_ids(coco['annotations'], add)
     for ann in coco['annotations']:
-        img = images.get(ann.get('image_id'))
-        if img is None:
-            add('error', f'ann {ann.get("id")}', f'image_id {ann.get("image_id")!r} not in images')
-            continue
-        where = f'{img.get("file_name")} ann {ann.get("id")}'
-        size = img.get('_disk_size', (img.get('width'), img.get('height')))
-        if _check_bbox(ann.get('bbox'), size, where, add):
-            _check_area(ann, where, add)
-        if require_keypoints or ann.get('keypoints') is not None:
-            _check_keypoints(ann, len(keypoint_names), size, where, add, require_keypoints)
+        _check_annotation(ann, images, len(keypoint_names), require_keypoints, add)
     return findings
+
+
+def _check_annotation(ann: dict, images: dict, k: int, require_keypoints: bool,
+                      add: Add) -> None:
+    """One annotation against its image: box, area and (when required or present) keypoints."""
+    img = images.get(ann.get('image_id'))
+    if img is None:
+        add('error', f'ann {ann.get("id")}', f'image_id {ann.get("image_id")!r} not in images')
+        return
+    where = f'{img.get("file_name")} ann {ann.get("id")}'
+    size = img.get('_disk_size', (img.get('width'), img.get('height')))
+    if _check_bbox(ann.get('bbox'), size, where, add):
+        _check_area(ann, where, add)
+    if require_keypoints or ann.get('keypoints') is not None:
+        _check_keypoints(ann, k, size, where, add, require_keypoints)
 
 
 def _check_categories(coco: dict, names: tuple[str, ...], add: Add) -> None:
@@ -118,7 +111,7 @@ def _check_images(images: list, img_dir: Path | None, add: Add) -> dict:
         if img.get('id') in by_id:
             add('error', name, f'image id {img.get("id")} used twice')
         by_id[img.get('id')] = img
-        if not (_number(img.get('width')) and _number(img.get('height'))):
+        if not (finite_number(img.get('width')) and finite_number(img.get('height'))):
             add('error', name, f'width/height must be numbers, got {img.get("width")!r} x '
                 f'{img.get("height")!r}')
         if img_dir is None:
@@ -151,15 +144,16 @@ def _check_annotation_ids(anns: list, add: Add) -> None:
 
 def _check_bbox(bbox, size: tuple, where: str, add: Add) -> bool:
     """Whether the box is usable (errors and warnings added)."""
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
-        add('error', where, f'bbox must be four finite numbers [x, y, w, h], got {bbox!r}')
+    problem = bbox_problem(bbox)
+    if problem:
+        add('error', where, problem)
         return False
     x, y, bw, bh = map(float, bbox)
     if bw <= 0 or bh <= 0:
         add('error', where, f'zero-area bbox {bbox}')
         return False
     w, h = size
-    if not (_number(w) and _number(h)):
+    if not (finite_number(w) and finite_number(h)):
         return False
     if x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
         add('error', where, f'bbox [{x:.1f}, {y:.1f}, {bw:.1f}, {bh:.1f}] lies wholly outside '
@@ -174,7 +168,7 @@ def _check_bbox(bbox, size: tuple, where: str, add: Add) -> bool:
 def _check_area(ann: dict, where: str, add: Add) -> None:
     if 'area' not in ann:
         return
-    if not _number(ann['area']):
+    if not finite_number(ann['area']):
         add('warning', where, f'area {ann["area"]!r} is not a number; evaluation uses the '
             'bbox area')
         return
@@ -188,20 +182,11 @@ def _check_area(ann: dict, where: str, add: Add) -> None:
 def _check_keypoints(ann: dict, k: int, size: tuple, where: str, add: Add,
                      required: bool) -> None:
     kpts = ann.get('keypoints')
-    if not isinstance(kpts, list) or len(kpts) != 3 * k:
-        got = len(kpts) if isinstance(kpts, list) else type(kpts).__name__
-        add('error', where, f'expected {3 * k} keypoint values (K={k}), got {got}')
+    problem = keypoints_problem(kpts, k)
+    if problem:
+        add('error', where, problem)
         return
-    bad = [i for i, v in enumerate(kpts) if not _number(v)]
-    if bad:
-        add('error', where, f'keypoint values must be finite numbers: entries {bad[:6]} are '
-            f'{[kpts[i] for i in bad[:6]]}')
-        return
-    flags = [kpts[3 * i + 2] for i in range(k)]
-    unknown = sorted({f for f in flags if f not in VISIBILITY_FLAGS})
-    if unknown:
-        add('error', where, f'visibility flags must be 0, 1 or 2, got {unknown}')
-        return
+    flags = kpts[2::3]
     visible = [(kpts[3 * i], kpts[3 * i + 1]) for i in range(k) if flags[i] > 0]
     if 'num_keypoints' in ann and ann['num_keypoints'] != len(visible):
         add('warning', where, f'num_keypoints={ann["num_keypoints"]} but {len(visible)} '
@@ -209,7 +194,7 @@ def _check_keypoints(ann: dict, k: int, size: tuple, where: str, add: Add,
     if required and not visible:
         add('warning', where, 'no labeled keypoint: not used for supervised training')
     w, h = size
-    if _number(w) and _number(h):
+    if finite_number(w) and finite_number(h):
         outside = [(px, py) for px, py in visible if not (0 <= px < w and 0 <= py < h)]
         if outside:
             add('warning', where, f'{len(outside)} labeled keypoint(s) outside the image')

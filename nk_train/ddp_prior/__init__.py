@@ -10,14 +10,14 @@ from .lazy import LazyPrior
 from .prior import DENOISE_MODES, DDPPrior
 from .schedule import NoiseSchedule, ScheduleConfig
 from .training import (CHECKPOINT_FORMAT, AugmentConfig, PoseSet, TrainConfig,
-                       build_checkpoint, build_networks, load_coco_poses, save_checkpoint,
-                       train_prior)
+                       build_checkpoint, build_networks, load_training_poses,
+                       save_checkpoint, train_prior)
 from ..utils import sha256_file
 
 __all__ = [
     'AugmentConfig', 'CHECKPOINT_FORMAT', 'DDPPrior', 'DENOISE_MODES', 'DenoiserConfig',
     'JointDenoiser', 'LazyPrior', 'NoiseLevelEstimator', 'NoiseSchedule', 'NormalizationConfig',
     'PoseFrame', 'PoseSet', 'ScheduleConfig', 'TrainConfig',
-    'build_checkpoint', 'build_networks', 'load_coco_poses', 'pose_frame', 'save_checkpoint',
+    'build_checkpoint', 'build_networks', 'load_training_poses', 'pose_frame', 'save_checkpoint',
     'sha256_file', 'to_normalized', 'to_pixels', 'train_prior',
 ]

@@ -16,7 +16,6 @@ clean val poses by 2.29% of the bbox size at a 35.2% error reduction for 10% noi
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..coco_keypoints import read_coco_keypoints
 from ..utils import tensors_digest
 from .denoiser import DenoiserConfig, JointDenoiser, NoiseLevelEstimator
 from .normalization import NormalizationConfig, pose_frame, to_normalized
@@ -44,50 +44,24 @@ class PoseSet:
     source: str = ''
 
 
-def load_coco_poses(path: str | Path, num_keypoints: int,
-                    min_visible: int = NormalizationConfig.min_visible) -> PoseSet:
-    """Read every annotation's keypoints from a COCO keypoint file.
+def load_training_poses(path: str | Path, num_keypoints: int,
+                        min_visible: int = NormalizationConfig.min_visible) -> PoseSet:
+    """The poses of a COCO keypoint file that the prior can train on.
 
-    Malformed keypoints (wrong length, non-finite labeled coordinates, unknown visibility
-    flags) raise an error naming the file and annotation id. Crowd annotations and poses with
-    fewer than ``min_visible`` labeled joints cannot define a pose frame; they are listed in
+    Read by ``nk_train.coco_keypoints.read_coco_keypoints`` (malformed input raises an error
+    naming the file and annotation id). Crowd annotations and poses with fewer than
+    ``min_visible`` labeled joints cannot define a pose frame; they are listed in
     ``excluded_annotation_ids`` (callers report them) and an empty result is an error.
     """
     path = Path(path)
     if 'diagnostic' in path.name:
         raise ValueError(f'{path}: diagnostic keypoint files are for measurement only, '
                          'never a training input')
-    with open(path) as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or 'annotations' not in data:
-        raise ValueError(f'{path}: not a COCO annotation file (no "annotations" list)')
-    coords, visible, ids, excluded = [], [], [], []
-    for ann in data['annotations']:
-        ann_id = ann.get('id')
-        kps = ann.get('keypoints')
-        if not isinstance(kps, list) or len(kps) != 3 * num_keypoints:
-            n = len(kps) if isinstance(kps, list) else type(kps).__name__
-            raise ValueError(f'{path}: annotation id {ann_id}: expected {3 * num_keypoints} '
-                             f'keypoint values (K={num_keypoints}), got {n}')
-        k = torch.tensor(kps, dtype=torch.float64).view(num_keypoints, 3)
-        flags = k[:, 2]
-        if not bool(((flags == 0) | (flags == 1) | (flags == 2)).all()):
-            raise ValueError(f'{path}: annotation id {ann_id}: visibility flags must be 0, 1 '
-                             f'or 2, got {flags.tolist()}')
-        vis = flags > 0
-        if not bool(torch.isfinite(k[vis, :2]).all()):
-            raise ValueError(f'{path}: annotation id {ann_id}: non-finite labeled coordinates')
-        if ann.get('iscrowd', 0) or int(vis.sum()) < min_visible:
-            excluded.append(ann_id)
-            continue
-        coords.append(k[:, :2].float())
-        visible.append(vis)
-        ids.append(ann_id)
-    if not coords:
-        raise ValueError(f'{path}: no annotation has >= {min_visible} labeled keypoints '
-                         f'({len(excluded)} excluded)')
-    return PoseSet(coords=torch.stack(coords), visible=torch.stack(visible),
-                   annotation_ids=ids, excluded_annotation_ids=excluded, source=str(path))
+    poses = read_coco_keypoints(path, num_keypoints, min_labeled=min_visible)
+    return PoseSet(coords=torch.from_numpy(poses.coords).float(),
+                   visible=torch.from_numpy(poses.visibility > 0),
+                   annotation_ids=list(poses.ann_ids),
+                   excluded_annotation_ids=list(poses.left_out), source=str(path))
 
 
 @dataclass

@@ -1,7 +1,6 @@
-"""COCO keypoint AP with the project's ground-truth rules (see ``coco_gt``)."""
+"""COCO keypoint AP with the project's ground-truth rules (``nk_train.coco_keypoints``)."""
 from __future__ import annotations
 
-import json
 from typing import Mapping, Optional
 
 from mmengine.fileio import get_local_path
@@ -9,8 +8,8 @@ from mmpose.evaluation.metrics import CocoMetric
 from mmpose.registry import METRICS
 from xtcocotools.coco import COCO
 
+from ..coco_keypoints import normalize_coco_keypoint_gt, read_coco_file
 from ..data.splits import SplitPart
-from .coco_gt import normalize_coco_keypoint_gt
 
 
 @METRICS.register_module()
@@ -31,8 +30,8 @@ class InfantCocoMetric(CocoMetric):
                              'normalised from the annotation file, never rebuilt from samples')
         super().__init__(ann_file=None, **kwargs)
         self.ann_file = ann_file
-        with get_local_path(ann_file) as local_path, open(local_path) as f:
-            gt = json.load(f)
+        with get_local_path(ann_file) as local_path:
+            gt = read_coco_file(local_path)
         if split is not None:
             gt = SplitPart.from_config(split, ann_file).select(gt)
         if not gt.get('annotations'):

@@ -5,9 +5,9 @@ instance, so COCOeval's matching reduces to "prediction i matches instance i iff
 and AP can be recomputed from two numbers per instance (its OKS and the prediction's score),
 thousands of times, on resampled test sets. ``instance_oks`` computes OKS exactly as
 xtcocotools' ``COCOeval.computeOks`` (mmpose's ``CocoMetric``) with the project's ground-truth
-rules (``coco_gt``: area = bbox area), and ``coco_ap`` the AP / AP50 / AP75 / AR that COCOeval
-reports for that case (101 recall points, precision made monotone; the tests compare both with
-``InfantCocoMetric`` on real predictions).
+rules (``nk_train.coco_keypoints``: area = bbox area), and ``coco_ap`` the AP / AP50 / AP75 /
+AR that COCOeval reports for that case (101 recall points, precision made monotone; the tests
+compare both with ``InfantCocoMetric`` on real predictions).
 
 ``paired_bootstrap`` draws test images with replacement (and, with ``resample_seeds``, seeds
 too), the same draw for both methods, and returns the mean difference over seeds of the AP on
@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .coco_gt import bbox_area
+from ..coco_keypoints import bbox_area
 
 THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)

@@ -10,16 +10,16 @@ from .geometry import (fit_length_template, joint_angles_deg, limb_lengths, mask
                        normalised_lengths, reference_scale)
 from .score import (KinematicPlausibilityScore, KPSResult, heatmap_peaks, score_conf,
                     score_len, score_rom)
-from .stats import (SCHEMA_VERSION, CocoPoses, SkeletonStats, compute_skeleton_stats,
-                    dumps_stats, load_coco_poses, load_skeleton_stats)
+from .stats import (SCHEMA_VERSION, SkeletonStats, compute_skeleton_stats, dumps_stats,
+                    load_skeleton_stats)
 from ..utils import sha256_file
 
 MODELS.register_module(module=KinematicPlausibilityScore)
 
 __all__ = [
     'KinematicPlausibilityScore', 'KPSResult', 'heatmap_peaks', 'score_conf', 'score_len',
-    'score_rom', 'SCHEMA_VERSION', 'CocoPoses', 'SkeletonStats', 'compute_skeleton_stats',
-    'dumps_stats', 'load_coco_poses', 'load_skeleton_stats', 'sha256_file',
+    'score_rom', 'SCHEMA_VERSION', 'SkeletonStats', 'compute_skeleton_stats',
+    'dumps_stats', 'load_skeleton_stats', 'sha256_file',
     'fit_length_template', 'joint_angles_deg', 'limb_lengths', 'masked_median',
     'normalised_lengths', 'reference_scale'
 ]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..coco_keypoints import CROWD, TOO_FEW_LABELED, CocoKeypoints
 from ..skeleton import Skeleton
 from .geometry import (fit_length_template, joint_angles_deg, limb_lengths, normalised_lengths,
                        reference_scale)
@@ -35,71 +36,6 @@ FLOAT_DECIMALS = 6
 def quantile_key(level: float) -> str:
     """The JSON key of a quantile level (``0.025 -> '0.025'``)."""
     return format(level, 'g')
-
-
-@dataclass(frozen=True)
-class CocoPoses:
-    """Labeled instances of one COCO keypoint file, as arrays (N instances, K keypoints)."""
-
-    ann_file: str
-    coords: np.ndarray  # N x K x 2 float64, pixels
-    visibility: np.ndarray  # N x K int (COCO v: 0, 1, 2)
-    bboxes: np.ndarray  # N x 4 float64 (x, y, w, h)
-    ann_ids: tuple[int, ...]
-    image_files: tuple[str, ...]
-    skipped_crowd: int
-    skipped_unlabeled: int
-
-
-def load_coco_poses(ann_file: str | Path, num_keypoints: int) -> CocoPoses:
-    """Read the instances with at least one labeled keypoint from a COCO keypoint file.
-
-    Crowd instances and instances without labeled keypoints are left out and counted.
-    Malformed input raises ``ValueError`` naming the file and the annotation.
-    """
-    ann_file = str(ann_file)
-    try:
-        with open(ann_file, 'rb') as f:
-            coco = json.loads(f.read())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f'{ann_file}: cannot read COCO annotation file: {err}') from err
-    if 'annotations' not in coco or 'images' not in coco:
-        raise ValueError(f'{ann_file}: not a COCO file (needs "images" and "annotations")')
-    files = {img.get('id'): img.get('file_name', '?') for img in coco['images']}
-    coords, vis, boxes, ids, names = [], [], [], [], []
-    crowd = unlabeled = 0
-    for ann in coco['annotations']:
-        image = files.get(ann.get('image_id'))
-        where = f'{ann_file}: annotation id {ann.get("id")} (image {image})'
-        if ann.get('iscrowd', 0):
-            crowd += 1
-            continue
-        kpts = ann.get('keypoints')
-        if not isinstance(kpts, list) or len(kpts) != 3 * num_keypoints:
-            got = len(kpts) if isinstance(kpts, list) else type(kpts).__name__
-            raise ValueError(f'{where}: expected {3 * num_keypoints} keypoint values, got {got}')
-        k = np.asarray(kpts, dtype=np.float64).reshape(num_keypoints, 3)
-        if not np.isfinite(k).all():
-            raise ValueError(f'{where}: non-finite keypoint value')
-        v = k[:, 2]
-        if not np.isin(v, (0, 1, 2)).all():
-            raise ValueError(f'{where}: visibility flags must be 0, 1 or 2, got {sorted(set(v))}')
-        if not (v > 0).any():
-            unlabeled += 1
-            continue
-        bbox = ann.get('bbox')
-        if not isinstance(bbox, list) or len(bbox) != 4 or not np.isfinite(bbox).all():
-            raise ValueError(f'{where}: bbox must be 4 finite numbers, got {bbox!r}')
-        coords.append(k[:, :2])
-        vis.append(v.astype(np.int64))
-        boxes.append(bbox)
-        ids.append(int(ann['id']))
-        names.append(str(files.get(ann.get('image_id'), '?')))
-    if not coords:
-        raise ValueError(f'{ann_file}: no instance has a labeled keypoint '
-                         f'({crowd} crowd, {unlabeled} without labels)')
-    return CocoPoses(ann_file, np.stack(coords), np.stack(vis), np.asarray(boxes, np.float64),
-                     tuple(ids), tuple(names), crowd, unlabeled)
 
 
 def _r(x: float) -> float | None:
@@ -119,7 +55,7 @@ def _summary(values: np.ndarray) -> dict:
     return out
 
 
-def compute_skeleton_stats(poses: CocoPoses, skeleton: Skeleton, source: dict,
+def compute_skeleton_stats(poses: CocoKeypoints, skeleton: Skeleton, source: dict,
                            min_limbs: int = DEFAULT_MIN_LIMBS) -> dict:
     """The statistics document (schema ``SCHEMA_VERSION``) for ``poses``.
 
@@ -131,17 +67,32 @@ def compute_skeleton_stats(poses: CocoPoses, skeleton: Skeleton, source: dict,
                          f'the skeleton {skeleton.source} has {skeleton.num_keypoints}')
     coords = torch.from_numpy(poses.coords)
     visible = torch.from_numpy(poses.visibility > 0)
-    edges = torch.tensor(skeleton.edges, dtype=torch.long)
-    triples = torch.tensor(skeleton.joint_angles(), dtype=torch.long)
+    limbs, normalisation = _limb_stats(coords, visible, skeleton, min_limbs)
+    return dict(
+        schema_version=SCHEMA_VERSION,
+        source=source,
+        skeleton=dict(keypoint_names=list(skeleton.keypoint_names),
+                      edges=[list(e) for e in skeleton.edges],
+                      edge_names=list(skeleton.edge_names),
+                      joint_angles=[list(t) for t in skeleton.joint_angles()]),
+        visibility=_visibility_counts(poses, skeleton.keypoint_names),
+        normalisation=normalisation,
+        units=dict(length='normalised (median_limb_ratio)', angle='degrees in [0, 180]'),
+        quantile_levels=[quantile_key(q) for q in QUANTILE_LEVELS],
+        quantile_method='numpy linear',
+        limbs=limbs,
+        joint_angles=_angle_stats(coords, visible, skeleton),
+    )
 
+
+def _limb_stats(coords: torch.Tensor, visible: torch.Tensor, skeleton: Skeleton,
+                min_limbs: int) -> tuple[list[dict], dict]:
+    """Per-limb normalised length summaries, and how the poses were normalised."""
+    edges = torch.tensor(skeleton.edges, dtype=torch.long)
     lengths, limb_valid = limb_lengths(coords, visible, edges)
     template, iters = fit_length_template(lengths, limb_valid, min_limbs)
     scale, scale_valid = reference_scale(lengths, limb_valid, template, min_limbs)
     norm, norm_valid = normalised_lengths(lengths, limb_valid, scale, scale_valid)
-    angles, angle_valid = joint_angles_deg(coords, visible, triples)
-    all_visible = visible[:, triples].all(-1)
-
-    names = skeleton.keypoint_names
     limbs = []
     for e, (i, j) in enumerate(skeleton.edges):
         values = norm[:, e][norm_valid[:, e]].numpy()
@@ -150,6 +101,21 @@ def compute_skeleton_stats(poses: CocoPoses, skeleton: Skeleton, source: dict,
             missing=int((~limb_valid[:, e]).sum()),
             no_scale=int((limb_valid[:, e] & ~scale_valid).sum()),
             template=_r(template[e]), **_summary(values)))
+    normalisation = dict(
+        method=NORMALISATION, min_limbs=min_limbs, template_iterations=iters,
+        instances_with_scale=int(scale_valid.sum()),
+        instances_without_scale=int((~scale_valid).sum()),
+        description='length / median over measured limbs e of (length_e / template_e); '
+                    'template has geometric mean 1')
+    return limbs, normalisation
+
+
+def _angle_stats(coords: torch.Tensor, visible: torch.Tensor, skeleton: Skeleton) -> list[dict]:
+    """Per-joint-angle summaries in degrees (``degenerate``: visible, an arm too short)."""
+    names = skeleton.keypoint_names
+    triples = torch.tensor(skeleton.joint_angles(), dtype=torch.long)
+    angles, angle_valid = joint_angles_deg(coords, visible, triples)
+    all_visible = visible[:, triples].all(-1)
     joints = []
     for t, (a, c, b) in enumerate(skeleton.joint_angles()):
         values = angles[:, t][angle_valid[:, t]].numpy()
@@ -157,33 +123,19 @@ def compute_skeleton_stats(poses: CocoPoses, skeleton: Skeleton, source: dict,
             name=f'{names[a]}-{names[c]}-{names[b]}', triple=[a, c, b],
             count=int(len(values)), missing=int((~all_visible[:, t]).sum()),
             degenerate=int((all_visible[:, t] & ~angle_valid[:, t]).sum()), **_summary(values)))
+    return joints
 
+
+def _visibility_counts(poses: CocoKeypoints, names: tuple[str, ...]) -> dict:
+    """Which instances and keypoints the statistics use, and how many were left out."""
     v = poses.visibility
     return dict(
-        schema_version=SCHEMA_VERSION,
-        source=source,
-        skeleton=dict(keypoint_names=list(names), edges=[list(e) for e in skeleton.edges],
-                      edge_names=list(skeleton.edge_names),
-                      joint_angles=[list(t) for t in skeleton.joint_angles()]),
-        visibility=dict(
-            rule='v=0 keypoints are excluded (not labeled); v=1 and v=2 are used',
-            instances_used=int(len(v)), instances_skipped_crowd=poses.skipped_crowd,
-            instances_skipped_unlabeled=poses.skipped_unlabeled,
-            keypoints_v0=int((v == 0).sum()), keypoints_v1=int((v == 1).sum()),
-            keypoints_v2=int((v == 2).sum()),
-            excluded_per_keypoint={n: int((v[:, k] == 0).sum()) for k, n in enumerate(names)}),
-        normalisation=dict(
-            method=NORMALISATION, min_limbs=min_limbs, template_iterations=iters,
-            instances_with_scale=int(scale_valid.sum()),
-            instances_without_scale=int((~scale_valid).sum()),
-            description='length / median over measured limbs e of (length_e / template_e); '
-                        'template has geometric mean 1'),
-        units=dict(length='normalised (median_limb_ratio)', angle='degrees in [0, 180]'),
-        quantile_levels=[quantile_key(q) for q in QUANTILE_LEVELS],
-        quantile_method='numpy linear',
-        limbs=limbs,
-        joint_angles=joints,
-    )
+        rule='v=0 keypoints are excluded (not labeled); v=1 and v=2 are used',
+        instances_used=int(len(v)), instances_skipped_crowd=poses.left_out_count(CROWD),
+        instances_skipped_unlabeled=poses.left_out_count(TOO_FEW_LABELED),
+        keypoints_v0=int((v == 0).sum()), keypoints_v1=int((v == 1).sum()),
+        keypoints_v2=int((v == 2).sum()),
+        excluded_per_keypoint={n: int((v[:, k] == 0).sum()) for k, n in enumerate(names)})
 
 
 def dumps_stats(stats: dict) -> str:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nk_train.ddp_prior import (AugmentConfig, DDPPrior, DenoiserConfig, TrainConfig,
-                                build_checkpoint, load_coco_poses, save_checkpoint,
+                                build_checkpoint, load_training_poses, save_checkpoint,
                                 sha256_file, train_prior)
 from nk_train.skeleton import load_skeleton
 
@@ -37,14 +37,14 @@ def train_ann(syrip_root: Path) -> Path:
 
 @pytest.fixture(scope='session')
 def train_poses(train_ann: Path, skeleton):
-    return load_coco_poses(train_ann, skeleton.num_keypoints)
+    return load_training_poses(train_ann, skeleton.num_keypoints)
 
 
 @pytest.fixture(scope='session')
 def val_poses(syrip_root: Path, skeleton) -> tuple[torch.Tensor, torch.Tensor]:
     """First 16 poses of val_test100: (coords (16, K, 2), visible (16, K))."""
-    poses = load_coco_poses(syrip_root / 'annotations' / 'val_test100.json',
-                            skeleton.num_keypoints)
+    poses = load_training_poses(syrip_root / 'annotations' / 'val_test100.json',
+                                skeleton.num_keypoints)
     return poses.coords[:16].clone(), poses.visible[:16].clone()
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from nk_train.ddp_prior import (DDPPrior, NoiseSchedule, build_networks, load_coco_poses,
+from nk_train.ddp_prior import (DDPPrior, NoiseSchedule, build_networks, load_training_poses,
                                 train_prior)
 from nk_train.ddp_prior.training import augment, diffusion_loss, make_noisy_batch
 
@@ -19,23 +19,13 @@ def test_load_real_labeled_poses(train_ann, train_poses, skeleton):
     assert train_poses.annotation_ids == [a['id'] for a in anns]
 
 
-def test_malformed_annotation_names_file_and_id(tmp_path, train_ann, skeleton):
-    data = json.loads(train_ann.read_text())
-    bad_id = data['annotations'][5]['id']
-    data['annotations'][5]['keypoints'] = data['annotations'][5]['keypoints'][:-3]
-    path = tmp_path / 'broken.json'
-    path.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match=rf'broken\.json: annotation id {bad_id}: expected 51'):
-        load_coco_poses(path, skeleton.num_keypoints)
-
-
 def test_unlabeled_and_diagnostic_files_refused(syrip_root, skeleton):
     with pytest.raises(ValueError, match='no annotation has'):
-        load_coco_poses(syrip_root / 'annotations' / 'train_unlabeled.json',
-                        skeleton.num_keypoints)
+        load_training_poses(syrip_root / 'annotations' / 'train_unlabeled.json',
+                            skeleton.num_keypoints)
     with pytest.raises(ValueError, match='never a training input'):
-        load_coco_poses(syrip_root / 'annotations' /
-                        'train_unlabeled_diagnostic_keypoints.json', skeleton.num_keypoints)
+        load_training_poses(syrip_root / 'annotations' /
+                            'train_unlabeled_diagnostic_keypoints.json', skeleton.num_keypoints)
 
 
 def test_flip_swaps_left_and_right(train_poses, skeleton, make_config):

@@ -79,9 +79,11 @@ def test_reference_scale_and_normalised_length_by_hand():
 
 
 def test_scale_is_invariant_to_similarity_transforms(skeleton, syrip_root, repo_root):
-    from nk_train.kps import load_coco_poses, load_skeleton_stats
+    from nk_train.coco_keypoints import read_coco_keypoints
+    from nk_train.kps import load_skeleton_stats
     stats = load_skeleton_stats(repo_root / 'stats/skeleton_stats.json', skeleton)
-    poses = load_coco_poses(syrip_root / 'annotations/val_test100.json', skeleton.num_keypoints)
+    poses = read_coco_keypoints(syrip_root / 'annotations/val_test100.json',
+                                skeleton.num_keypoints)
     coords = torch.from_numpy(poses.coords[:20])
     visible = torch.from_numpy(poses.visibility[:20] > 0)
     edges = torch.tensor(skeleton.edges)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from nk_train.kps import (KinematicPlausibilityScore, heatmap_peaks, load_coco_poses,
-                          score_conf, score_len, score_rom)
+from nk_train.coco_keypoints import read_coco_keypoints
+from nk_train.kps import (KinematicPlausibilityScore, heatmap_peaks, score_conf, score_len,
+                          score_rom)
 from nk_train.skeleton import load_skeleton
 
 STATS = str(Path(__file__).resolve().parents[2] / 'stats' / 'skeleton_stats.json')
@@ -16,8 +17,8 @@ STATS = str(Path(__file__).resolve().parents[2] / 'stats' / 'skeleton_stats.json
 
 @pytest.fixture(scope='module')
 def val_poses(syrip_root):
-    return load_coco_poses(syrip_root / 'annotations/val_test100.json',
-                           load_skeleton().num_keypoints)
+    return read_coco_keypoints(syrip_root / 'annotations/val_test100.json',
+                               load_skeleton().num_keypoints)
 
 
 def test_score_len_hand_cases():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from script_loader import load_script
 
-from nk_train.kps import load_coco_poses, load_skeleton_stats
+from nk_train.kps import load_skeleton_stats
 from nk_train.skeleton import load_skeleton
 
 TRAIN = 'data/syrip/annotations/train_labeled.json'
@@ -119,17 +119,6 @@ def test_joint_angles_recomputed_with_numpy(repo_root, regenerated):
         assert joint['count'] == len(deg) and joint['degenerate'] == int((~keep).sum())
         for q in ('0.025', '0.5', '0.975'):
             assert joint['quantiles'][q] == pytest.approx(np.quantile(deg, float(q)), abs=1e-3)
-
-
-def test_bad_annotation_names_file_and_annotation(repo_root, tmp_path):
-    coco = json.loads((repo_root / TRAIN).read_text())
-    bad = coco['annotations'][7]
-    bad['keypoints'] = bad['keypoints'][:-3]
-    path = tmp_path / 'truncated.json'
-    path.write_text(json.dumps(coco))
-    with pytest.raises(ValueError, match=rf'truncated.json: annotation id {bad["id"]} .*'
-                                         rf'expected 51 keypoint values, got 48'):
-        load_coco_poses(path, 17)
 
 
 def test_stats_for_another_skeleton_are_refused(repo_root, tmp_path):

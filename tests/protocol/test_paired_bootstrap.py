@@ -10,7 +10,7 @@ import pytest
 from xtcocotools.coco import COCO
 from xtcocotools.cocoeval import COCOeval
 
-from nk_train.evaluation.coco_gt import normalize_coco_keypoint_gt
+from nk_train.coco_keypoints import normalize_coco_keypoint_gt
 from nk_train.evaluation.paired_bootstrap import coco_ap, instance_oks, paired_bootstrap
 from nk_train.skeleton import load_skeleton
 
