@@ -6,7 +6,4 @@ into mmpose's registries (the configs use ``default_scope='mmpose'``).
 __version__ = '0.1.0'
 
 from . import compat  # noqa: F401,E402  (must run first: arch names, torch.load allow-list)
-# data before cache: the cache builds on the seeded augmentation, and the data package's
-# cache-reading transform builds on the cache.
-from . import data  # noqa: F401,E402
-from . import cache, cmgc, ddp_prior, engine, evaluation, kps, models  # noqa: F401,E402
+from . import cache, cmgc, data, ddp_prior, engine, evaluation, kps, models  # noqa: F401,E402

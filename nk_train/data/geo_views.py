@@ -9,7 +9,7 @@ Stage1 model stacks them (``stack_geo_maps``). Keys absent from the results are 
 so the same packer serves runs without CMGC.
 
 ``GeoTeacherCrop`` prepares the *online* CMGC teacher's input: the same view cut directly
-from the original image at the geometric teacher's input size, with the cache writer's own
+from the original image at the geometric teacher's input size, with the precompute task's own
 functions (``sample_geometry`` -> ``crop_region`` -> ``region_affine`` -> ``warp_crop``), so an
 online teacher sees exactly the pixels the precompute saw. It must run before
 ``SeededTopdownAffine`` (which replaces ``img`` by the student crop).
@@ -25,7 +25,8 @@ from mmpose.datasets.transforms import PackPoseInputs
 from mmpose.registry import TRANSFORMS
 
 from ..cache.settings import GeoCacheSettings
-from ..crop_geometry import crop_inside, crop_region, region_affine, sample_geometry, warp_crop
+from ..crop_geometry import crop_inside, region_affine, warp_crop
+from .seeded_topdown_affine import seeded_view_region
 from .views import VIEW_META_KEYS
 
 GEO_MAP_KEYS = ('geo_depth', 'geo_normal', 'geo_valid')
@@ -68,11 +69,8 @@ class GeoTeacherCrop(BaseTransform):
                                f'{results.get("img_path")}): wrap the dataset in '
                                'SeededViewDataset and place it after GetBBoxCenterScale, '
                                'before SeededTopdownAffine')
-        sid, k = int(results['nk_sample_id']), int(results['geo_seed_k'])
-        geometry = sample_geometry(sid, k, self.aug, self.global_seed)
-        region = crop_region(results['bbox_center'][0], results['bbox_scale'][0], geometry,
-                             self.input_size, self.min_bbox_size,
-                             sample=f'{sid} ({results.get("img_path")})')
+        _, region = seeded_view_region(results, self.aug, self.global_seed, self.input_size,
+                                       self.min_bbox_size)
         affine = region_affine(region, self.teacher_wh)
         results['geo_teacher_crop'] = warp_crop(results['img'], affine, self.teacher_wh)
         results['geo_teacher_inside'] = crop_inside(results['img'].shape[:2], affine,

@@ -8,8 +8,20 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpose.registry import TRANSFORMS
 
-from ..crop_geometry import (SeededAugConfig, apply_affine, crop_region, region_affine,
-                             sample_geometry, warp_crop)
+from ..crop_geometry import (CropGeometry, CropRegion, SeededAugConfig, apply_affine,
+                             crop_region, region_affine, sample_geometry, warp_crop)
+
+
+def seeded_view_region(results: dict, aug: SeededAugConfig, global_seed: int,
+                       input_size: tuple[int, int], min_bbox_size: float
+                       ) -> tuple[CropGeometry, CropRegion]:
+    """The view ``geo_seed_k`` of sample ``nk_sample_id`` of a pipeline's ``results``: its
+    seeded geometry and the crop region in the original image."""
+    sid, k = int(results['nk_sample_id']), int(results['geo_seed_k'])
+    geometry = sample_geometry(sid, k, aug, global_seed)
+    region = crop_region(results['bbox_center'][0], results['bbox_scale'][0], geometry,
+                         input_size, min_bbox_size, sample=f'{sid} ({results.get("img_path")})')
+    return geometry, region
 
 
 @TRANSFORMS.register_module()
@@ -50,14 +62,12 @@ class SeededTopdownAffine(BaseTransform):
                 raise KeyError(f'SeededTopdownAffine needs results[{key!r}] (img '
                                f'{results.get("img_path")}); wrap the dataset in '
                                'SeededViewDataset and run GetBBoxCenterScale first')
-        sid, k = int(results['nk_sample_id']), int(results['geo_seed_k'])
+        sid = int(results['nk_sample_id'])
         if np.asarray(results['bbox_center']).shape[0] != 1:
             raise ValueError(f'sample {sid}: top-down crops need exactly one bbox, got '
                              f'{np.asarray(results["bbox_center"]).shape[0]}')
-        geometry = sample_geometry(sid, k, self.aug, self.global_seed)
-        region = crop_region(results['bbox_center'][0], results['bbox_scale'][0], geometry,
-                             self.input_size, self.min_bbox_size,
-                             sample=f'{sid} ({results.get("img_path")})')
+        geometry, region = seeded_view_region(results, self.aug, self.global_seed,
+                                              self.input_size, self.min_bbox_size)
         affine = region_affine(region, self.input_size)
         results['img'] = warp_crop(results['img'], affine, self.input_size)
 
