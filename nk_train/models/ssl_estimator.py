@@ -59,14 +59,16 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmpose.registry import MODELS
 from torch import Tensor
 
+from ..cache.settings import GeoCacheSettings
 from ..cmgc.losses import TERMS as CMGC_TERMS
+from ..cmgc.online_geo_teacher import OnlineGeoTeacher
 from ..data.geo_views import stack_geo_maps, stack_teacher_crops
 from ..data.views import STRONG_PREFIX, SUP, WEAK
+from ..ddp_prior import PriorTeacher, deviation_loss
 from ..engine.finite_guard import raise_if_non_finite
+from ..kps import GateDecision
 from ..skeleton import load_skeleton
 from .consistency_loss import ConsistencyOutput, heatmap_peak
-from .deviation_loss import PriorTeacher, deviation_loss
-from .gating import GateDecision
 from .soft_argmax import DEFAULT_BETA, DEFAULT_RADIUS, soft_argmax
 
 BRANCHES = ('student', 'teacher')
@@ -199,8 +201,8 @@ class SemiTopdownPoseEstimator(BaseModel):
             if source == 'online':
                 if geo_cache is None:
                     raise ValueError("cmgc_source='online' needs geo_cache=<the geo_cache dict>")
-                from .online_geo_teacher import OnlineGeoTeacher
-                online = OnlineGeoTeacher(geo_cache)
+                settings = GeoCacheSettings.from_config(geo_cache)
+                online = OnlineGeoTeacher(settings.teacher_files_resolved(), settings.map_size)
         self.online_geo_teacher = online
 
     @staticmethod

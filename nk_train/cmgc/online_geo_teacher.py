@@ -12,18 +12,21 @@ from typing import Any, Mapping
 
 import torch
 
-from ..cache.settings import GeoCacheSettings
-from ..cmgc.geometric_teacher import build_geometric_teacher
-from ..cmgc.teacher_maps import teacher_maps
+from .geometric_teacher import build_geometric_teacher
+from .teacher_maps import teacher_maps
 
 
 class OnlineGeoTeacher:
-    """Args: cache: the ``geo_cache`` dict the cache would have been built from."""
+    """Args:
+        teacher: the teacher config with resolved file paths
+            (``GeoCacheSettings.teacher_files_resolved()`` of the ``geo_cache`` the cache would
+            have been built from).
+        map_size: (w, h) of the map grid (``geo_cache.map_size``).
+    """
 
-    def __init__(self, cache: Mapping[str, Any]) -> None:
-        settings = GeoCacheSettings.from_config(cache)
-        self.teacher = build_geometric_teacher(settings.teacher_files_resolved(), 'cpu')
-        self.map_size = settings.map_size
+    def __init__(self, teacher: Mapping[str, Any], map_size: tuple[int, int]) -> None:
+        self.teacher = build_geometric_teacher(teacher, 'cpu')
+        self.map_size = (int(map_size[0]), int(map_size[1]))
 
     def __call__(self, crops: torch.Tensor, inside: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""L_dev: the student's keypoints against Teacher B, the ddp_prior's correction of them.
+"""L_dev and Teacher B: the student's keypoints against the ddp_prior's correction of them.
 
     L_dev = sum_{b,k} w_bk * || (y_bk - yhat_bk) / (W, H) ||^2 / (B * K)
 
@@ -17,7 +17,8 @@ from typing import Any, Mapping, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..ddp_prior import DDPPrior, LazyPrior
+from .lazy import LazyPrior
+from .prior import DDPPrior
 
 DENOISE_KEYS = frozenset({'mode', 'noise_level', 'num_steps', 'num_samples', 'seed'})
 
