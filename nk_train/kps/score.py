@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..ddp_prior.lazy import LazyPrior
+from ..ddp_prior.prior import DDPPrior
 from ..paths import require_project_file
 from ..skeleton import load_skeleton
 from .geometry import joint_angles_deg, limb_lengths, normalised_lengths, reference_scale
@@ -201,11 +203,12 @@ class KinematicPlausibilityScore(nn.Module):
         self._build_prior(prior)
 
     def _build_prior(self, prior: dict | None) -> None:
-        """The frozen ddp_prior of the ``prior`` term, kept out of this module's state dict
-        (and so out of Stage1 checkpoints): its weights come from its own checkpoint, read on
-        first use (``prior``), so a Stage1 model can be evaluated without it."""
+        """The frozen ddp_prior of the ``prior`` term: a ``LazyPrior``, outside this module's
+        state dict (and so out of Stage1 checkpoints), read on first use (``prior``) so a
+        Stage1 model can be evaluated without it. A Stage1 model hands its own instance over
+        (``share_prior``)."""
         self.prior_tau = None
-        self._lazy_prior = None
+        self.lazy_prior: LazyPrior | None = None
         if self.weights['prior'] <= 0:
             return
         if not prior or 'checkpoint' not in prior:
@@ -213,16 +216,27 @@ class KinematicPlausibilityScore(nn.Module):
         unknown = set(prior) - {'checkpoint', 'tau'}
         if unknown:
             raise ValueError(f'KPS prior: unknown keys {sorted(unknown)}; known: checkpoint, tau')
-        from ..ddp_prior import LazyPrior
-        self._lazy_prior = LazyPrior(prior['checkpoint'], self.keypoint_names, 'KPS prior')
+        self.lazy_prior = LazyPrior(prior['checkpoint'], self.keypoint_names, 'KPS prior')
         self.prior_tau = float(prior.get('tau', 0.15))
         if self.prior_tau <= 0:
             raise ValueError(f'KPS prior tau must be > 0, got {self.prior_tau}')
 
+    def share_prior(self, prior: LazyPrior) -> None:
+        """Score with an owner's ``prior`` when it reads the file this KPS names, so the owner
+        holds (and reads) one instance; without the prior term, or naming another file, the
+        KPS keeps its own."""
+        if self.lazy_prior is None or self.lazy_prior.path != prior.path:
+            return
+        if prior.keypoint_names != self.keypoint_names:
+            raise ValueError(f'KPS prior: the shared prior is for the keypoints '
+                             f'{list(prior.keypoint_names)}, the KPS statistics have '
+                             f'{list(self.keypoint_names)}')
+        self.lazy_prior = prior
+
     @property
-    def prior(self):
+    def prior(self) -> DDPPrior | None:
         """The loaded ``DDPPrior`` of the ``prior`` term, or None when the term is off."""
-        return None if self._lazy_prior is None else self._lazy_prior.load()
+        return None if self.lazy_prior is None else self.lazy_prior.get()
 
     def forward(self, coords: torch.Tensor, keypoint_scores: torch.Tensor | None = None,
                 visible: torch.Tensor | None = None) -> KPSResult:
@@ -263,8 +277,9 @@ class KinematicPlausibilityScore(nn.Module):
             if keypoint_scores is not None:
                 s_conf, kp_conf = score_conf(keypoint_scores)
             s_prior = None
-            if self.prior is not None:
-                correction, prior_ok = self.prior.correction_size(xy, vis)
+            if self.lazy_prior is not None:
+                prior = self.lazy_prior.get(xy.device)
+                correction, prior_ok = prior.correction_size(xy, vis)
                 s_prior = score_prior(correction, prior_ok, self.prior_tau, self.empty_score)
 
             total = s_len.new_zeros(b)
