@@ -66,9 +66,9 @@ from ..data.geo_views import stack_geo_maps, stack_teacher_crops
 from ..data.views import STRONG_PREFIX, SUP, WEAK
 from ..ddp_prior import LazyPrior, PriorTeacher, deviation_loss
 from ..engine.finite_guard import raise_if_non_finite
-from ..kps import GateDecision
+from ..kps import GateDecision, heatmap_peaks
 from ..skeleton import load_skeleton
-from .consistency_loss import ConsistencyOutput, heatmap_peak
+from .consistency_loss import ConsistencyOutput
 from .soft_argmax import DEFAULT_BETA, DEFAULT_RADIUS, soft_argmax
 
 BRANCHES = ('student', 'teacher')
@@ -408,7 +408,7 @@ class SemiTopdownPoseEstimator(BaseModel):
             raise ValueError(f'CMGC: geometric maps are {tuple(depth.shape[-2:])} (h, w) but the '
                              f'heatmaps {tuple(teacher_heatmaps.shape[-2:])}: set '
                              'geo_cache.map_size to the heatmap size')
-        weights = heatmap_peak(teacher_heatmaps.detach().float()).clamp(0, 1)
+        weights = heatmap_peaks(teacher_heatmaps.detach()).clamp(0, 1)
         lambdas = {name: lam for name, lam in zip(CMGC_TERMS, self.lambda_geo) if lam > 0}
         outs = [self.cmgc_loss(y, weights, depth, normal, valid, terms=tuple(lambdas))
                 for y in coords]
