@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..ddp_prior.lazy import LazyPrior
+from ..ddp_prior.prior import DDPPrior
 from ..paths import require_project_file
 from ..skeleton import load_skeleton
 from .geometry import joint_angles_deg, limb_lengths, normalised_lengths, reference_scale
@@ -201,11 +203,12 @@ class KinematicPlausibilityScore(nn.Module):
         self._build_prior(prior)
 
     def _build_prior(self, prior: dict | None) -> None:
-        """The frozen ddp_prior of the ``prior`` term, kept out of this module's state dict
-        (and so out of Stage1 checkpoints): its weights come from its own checkpoint, read on
-        first use (``prior``), so a Stage1 model can be evaluated without it."""
+        """The frozen ddp_prior of the ``prior`` term: a ``LazyPrior``, outside this module's
+        state dict (and so out of Stage1 checkpoints), read on first use (``prior``) so a
+        Stage1 model can be evaluated without it. A Stage1 model hands its own instance over
+        (``share_prior``)."""
         self.prior_tau = None
-        self._lazy_prior = None
+        self.lazy_prior: LazyPrior | None = None
         if self.weights['prior'] <= 0:
             return
         if not prior or 'checkpoint' not in prior:
@@ -213,16 +216,27 @@ class KinematicPlausibilityScore(nn.Module):
         unknown = set(prior) - {'checkpoint', 'tau'}
         if unknown:
             raise ValueError(f'KPS prior: unknown keys {sorted(unknown)}; known: checkpoint, tau')
-        from ..ddp_prior import LazyPrior
-        self._lazy_prior = LazyPrior(prior['checkpoint'], self.keypoint_names, 'KPS prior')
+        self.lazy_prior = LazyPrior(prior['checkpoint'], self.keypoint_names, 'KPS prior')
         self.prior_tau = float(prior.get('tau', 0.15))
         if self.prior_tau <= 0:
             raise ValueError(f'KPS prior tau must be > 0, got {self.prior_tau}')
 
+    def share_prior(self, prior: LazyPrior) -> None:
+        """Score with an owner's ``prior`` when it reads the file this KPS names, so the owner
+        holds (and reads) one instance; without the prior term, or naming another file, the
+        KPS keeps its own."""
+        if self.lazy_prior is None or self.lazy_prior.path != prior.path:
+            return
+        if prior.keypoint_names != self.keypoint_names:
+            raise ValueError(f'KPS prior: the shared prior is for the keypoints '
+                             f'{list(prior.keypoint_names)}, the KPS statistics have '
+                             f'{list(self.keypoint_names)}')
+        self.lazy_prior = prior
+
     @property
-    def prior(self):
+    def prior(self) -> DDPPrior | None:
         """The loaded ``DDPPrior`` of the ``prior`` term, or None when the term is off."""
-        return None if self._lazy_prior is None else self._lazy_prior.load()
+        return None if self.lazy_prior is None else self.lazy_prior.get()
 
     def forward(self, coords: torch.Tensor, keypoint_scores: torch.Tensor | None = None,
                 visible: torch.Tensor | None = None) -> KPSResult:
@@ -232,25 +246,9 @@ class KinematicPlausibilityScore(nn.Module):
         ``visible``: ``B x K``, > 0 = keypoint present (e.g. COCO v); default all present.
         Non-finite coordinates count as not visible.
         """
-        if coords.dim() != 3 or coords.shape[1:] != (self.num_keypoints, 2):
-            raise ValueError(f'coords must be B x {self.num_keypoints} x 2, '
-                             f'got {tuple(coords.shape)}')
-        b, k = coords.shape[:2]
-        for name, t in (('keypoint_scores', keypoint_scores), ('visible', visible)):
-            if t is not None and tuple(t.shape) != (b, k):
-                raise ValueError(f'{name} must be {b} x {k}, got {tuple(t.shape)}')
-        if keypoint_scores is None and self.weights['conf'] > 0:
-            raise ValueError('the conf weight is > 0 but no keypoint_scores were given')
-
+        self._check_inputs(coords, keypoint_scores, visible)
         with torch.autocast(device_type=coords.device.type, enabled=False):
-            xy = coords.float()
-            vis = torch.isfinite(xy).all(-1)
-            if visible is not None:
-                vis = vis & (visible > 0)
-            if keypoint_scores is not None and self.score_thr is not None:
-                vis = vis & (keypoint_scores.float() >= self.score_thr)
-            xy = torch.where(vis[..., None], xy, torch.zeros_like(xy))
-
+            xy, vis = self._visible_coords(coords, keypoint_scores, visible)
             lengths, limb_ok = limb_lengths(xy, vis, self.edges)
             scale, scale_ok = reference_scale(lengths, limb_ok, self.template, self.min_limbs)
             norm, norm_ok = normalised_lengths(lengths, limb_ok, scale, scale_ok)
@@ -263,16 +261,11 @@ class KinematicPlausibilityScore(nn.Module):
             if keypoint_scores is not None:
                 s_conf, kp_conf = score_conf(keypoint_scores)
             s_prior = None
-            if self.prior is not None:
-                correction, prior_ok = self.prior.correction_size(xy, vis)
+            if self.lazy_prior is not None:
+                prior = self.lazy_prior.get(xy.device)
+                correction, prior_ok = prior.correction_size(xy, vis)
                 s_prior = score_prior(correction, prior_ok, self.prior_tau, self.empty_score)
-
-            total = s_len.new_zeros(b)
-            for term, score in (('conf', s_conf), ('len', s_len), ('rom', s_rom),
-                                ('prior', s_prior)):
-                if self.weights[term] > 0:
-                    total = total + self.weights[term] * score
-            kps = total / sum(self.weights.values())
+            kps = self._weighted_mean(dict(conf=s_conf, len=s_len, rom=s_rom, prior=s_prior))
         return KPSResult(kps=kps, score_conf=s_conf, score_len=s_len, score_rom=s_rom,
                          score_prior=s_prior,
                          keypoint_conf=kp_conf, scale=scale, scale_valid=scale_ok,
@@ -282,3 +275,35 @@ class KinematicPlausibilityScore(nn.Module):
                          joint_angles=angles, joint_scores=joint_scores,
                          joint_valid=angle_ok & (torch.isfinite(self.rom_lo)
                                                  & torch.isfinite(self.rom_hi))[None])
+
+    def _check_inputs(self, coords: torch.Tensor, keypoint_scores: torch.Tensor | None,
+                      visible: torch.Tensor | None) -> None:
+        if coords.dim() != 3 or coords.shape[1:] != (self.num_keypoints, 2):
+            raise ValueError(f'coords must be B x {self.num_keypoints} x 2, '
+                             f'got {tuple(coords.shape)}')
+        b, k = coords.shape[:2]
+        for name, t in (('keypoint_scores', keypoint_scores), ('visible', visible)):
+            if t is not None and tuple(t.shape) != (b, k):
+                raise ValueError(f'{name} must be {b} x {k}, got {tuple(t.shape)}')
+        if keypoint_scores is None and self.weights['conf'] > 0:
+            raise ValueError('the conf weight is > 0 but no keypoint_scores were given')
+
+    def _visible_coords(self, coords: torch.Tensor, keypoint_scores: torch.Tensor | None,
+                        visible: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 coordinates (0 where not visible) and the B x K visibility the geometric
+        terms use: finite, marked visible, and scored >= ``score_thr`` when it is set."""
+        xy = coords.float()
+        vis = torch.isfinite(xy).all(-1)
+        if visible is not None:
+            vis = vis & (visible > 0)
+        if keypoint_scores is not None and self.score_thr is not None:
+            vis = vis & (keypoint_scores.float() >= self.score_thr)
+        return torch.where(vis[..., None], xy, torch.zeros_like(xy)), vis
+
+    def _weighted_mean(self, scores: dict[str, torch.Tensor | None]) -> torch.Tensor:
+        """``sum_t w_t * score_t / sum_t w_t`` over the terms of positive weight (B,)."""
+        total = torch.zeros_like(scores['len'])
+        for term, score in scores.items():
+            if self.weights[term] > 0:
+                total = total + self.weights[term] * score
+        return total / sum(self.weights.values())

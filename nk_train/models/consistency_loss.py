@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
+from ..kps.score import heatmap_peaks
+
 MODES = ('mse', 'kl')
 TARGETS = ('soft', 'hard')
 
@@ -30,11 +32,6 @@ class ConsistencyOutput:
     loss: Tensor
     keep: Tensor
     confidence: Tensor
-
-
-def heatmap_peak(heatmaps: Tensor) -> Tensor:
-    """Per-keypoint confidence: the heatmap maximum (mmpose's keypoint score), (B, K)."""
-    return heatmaps.flatten(2).amax(dim=-1)
 
 
 def gaussian_at_peak(heatmaps: Tensor, sigma: float) -> Tensor:
@@ -98,7 +95,7 @@ class HeatmapConsistencyLoss(nn.Module):
         # float32 whatever the autocast state: tiny heatmap differences underflow in bf16.
         student = student_heatmaps.float()
         teacher = teacher_heatmaps.detach().float()
-        confidence = heatmap_peak(teacher)
+        confidence = heatmap_peaks(teacher)
         if keep is None:
             keep = confidence >= self.conf_thr
         elif keep.shape != confidence.shape:

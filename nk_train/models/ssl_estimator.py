@@ -59,14 +59,16 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmpose.registry import MODELS
 from torch import Tensor
 
+from ..cache.settings import GeoCacheSettings
 from ..cmgc.losses import TERMS as CMGC_TERMS
+from ..cmgc.online_geo_teacher import OnlineGeoTeacher
 from ..data.geo_views import stack_geo_maps, stack_teacher_crops
 from ..data.views import STRONG_PREFIX, SUP, WEAK
+from ..ddp_prior import LazyPrior, PriorTeacher, deviation_loss
 from ..engine.finite_guard import raise_if_non_finite
+from ..kps import GateDecision, heatmap_peaks
 from ..skeleton import load_skeleton
-from .consistency_loss import ConsistencyOutput, heatmap_peak
-from .deviation_loss import PriorTeacher, deviation_loss
-from .gating import GateDecision
+from .consistency_loss import ConsistencyOutput
 from .soft_argmax import DEFAULT_BETA, DEFAULT_RADIUS, soft_argmax
 
 BRANCHES = ('student', 'teacher')
@@ -172,24 +174,23 @@ class SemiTopdownPoseEstimator(BaseModel):
                            ddp_prior: Optional[dict], cmgc_loss: Optional[dict],
                            geo_cache: Optional[dict]) -> None:
         """Build only what a non-zero lambda needs (a checkpoint that is not used need not
-        exist). The prior and the online geometric teacher are plain attributes: frozen
-        external models, outside the state dict, the optimiser and the EMA."""
+        exist). The ddp_prior and the online geometric teacher are ``FrozenModel``s: frozen
+        external models, outside the state dict, the optimiser and the EMA; the model holds one
+        ddp_prior, shared by Teacher B and the gate's KPS."""
         source = self.semi_train_cfg['cmgc_source']
         if source not in CMGC_SOURCES:
             raise ValueError(f'semi_train_cfg.cmgc_source must be one of {CMGC_SOURCES}, got '
                              f'{source!r}')
+        self.ddp_prior = self._build_prior(pose_model, gate, ddp_prior)
         self.gate = None if gate is None else MODELS.build(self._gate_with_prior(gate,
                                                                                  ddp_prior))
         if self.gate is not None and getattr(self.consistency_loss, 'target', None) != 'hard':
             raise ValueError('with a gate, Teacher A gives hard pseudo-labels: set '
                              "consistency_loss.target='hard'")
-        prior = None
-        if self.lambda_dev > 0:
-            if not ddp_prior or 'checkpoint' not in ddp_prior:
-                raise ValueError('lambda_dev > 0 needs ddp_prior=dict(checkpoint=PATH, ...)')
-            prior = PriorTeacher(ddp_prior['checkpoint'], self.keypoint_names(pose_model),
-                                 ddp_prior.get('denoise'))
-        self.prior_teacher = prior
+        if self.gate is not None and self.ddp_prior is not None:
+            self.gate.kps.share_prior(self.ddp_prior)
+        self.prior_teacher = (PriorTeacher(self.ddp_prior, ddp_prior.get('denoise'))
+                              if self.lambda_dev > 0 else None)
         self.cmgc_loss = None
         online = None
         if self.cmgc_enabled:
@@ -199,28 +200,50 @@ class SemiTopdownPoseEstimator(BaseModel):
             if source == 'online':
                 if geo_cache is None:
                     raise ValueError("cmgc_source='online' needs geo_cache=<the geo_cache dict>")
-                from .online_geo_teacher import OnlineGeoTeacher
-                online = OnlineGeoTeacher(geo_cache)
+                settings = GeoCacheSettings.from_config(geo_cache)
+                online = OnlineGeoTeacher(settings.teacher_files_resolved(), settings.map_size)
         self.online_geo_teacher = online
 
-    @staticmethod
-    def _gate_with_prior(gate: dict, ddp_prior: Optional[dict]) -> dict:
-        """A gate whose KPS weighs the ddp_prior term without naming a checkpoint uses
-        ``model.ddp_prior``'s (one checkpoint path to override, not two)."""
-        kps = gate.get('kps') or {}
-        if (kps.get('weights') or {}).get('prior', 0) <= 0 or kps.get('prior'):
-            return gate
+    def _build_prior(self, pose_model: dict, gate: Optional[dict],
+                     ddp_prior: Optional[dict]) -> Optional[LazyPrior]:
+        """The model's one ddp_prior (read on first use), or None when neither Teacher B
+        (``lambda_dev > 0``) nor the gate's KPS prior term uses ``model.ddp_prior``."""
+        if not (self.lambda_dev > 0 or self._gate_uses_model_prior(gate)):
+            return None
         if not ddp_prior or 'checkpoint' not in ddp_prior:
-            raise ValueError("the gate's KPS weighs the ddp_prior term: set "
-                             'model.ddp_prior=dict(checkpoint=PATH) or gate.kps.prior')
+            if self._gate_uses_model_prior(gate):
+                raise ValueError("the gate's KPS weighs the ddp_prior term: set "
+                                 'model.ddp_prior=dict(checkpoint=PATH) or gate.kps.prior')
+            raise ValueError('lambda_dev > 0 needs ddp_prior=dict(checkpoint=PATH, ...)')
+        return LazyPrior(ddp_prior['checkpoint'], self.keypoint_names(pose_model),
+                         'model.ddp_prior')
+
+    @staticmethod
+    def _gate_uses_model_prior(gate: Optional[dict]) -> bool:
+        """Whether the gate's KPS weighs the ddp_prior term without naming a checkpoint (then
+        it uses ``model.ddp_prior``'s: one checkpoint path to override, not two)."""
+        kps = (gate or {}).get('kps') or {}
+        return (kps.get('weights') or {}).get('prior', 0) > 0 and not kps.get('prior')
+
+    @classmethod
+    def _gate_with_prior(cls, gate: dict, ddp_prior: Optional[dict]) -> dict:
+        """The gate config, its KPS given ``model.ddp_prior``'s checkpoint if it uses it (the
+        built KPS then takes the model's instance, ``share_prior``)."""
+        if not cls._gate_uses_model_prior(gate):
+            return gate
+        kps = gate['kps']
         return {**gate, 'kps': {**kps, 'prior': dict(checkpoint=ddp_prior['checkpoint'])}}
 
     def load_training_inputs(self) -> None:
-        """Read the files only training needs (they are otherwise read on first use)."""
-        if self.prior_teacher is not None:
-            self.prior_teacher.prior  # noqa: B018 (loads it)
+        """Read the files only training needs (they are otherwise read on first use): the
+        ddp_prior (once, however many terms use it), a prior of the gate's own and the online
+        geometric teacher."""
+        if self.ddp_prior is not None:
+            self.ddp_prior.get()
         if self.gate is not None:
-            self.gate.kps.prior  # noqa: B018
+            self.gate.kps.prior  # noqa: B018 (loads it; the shared one is loaded already)
+        if self.online_geo_teacher is not None:
+            self.online_geo_teacher.teacher  # noqa: B018
 
     @staticmethod
     def keypoint_names(pose_model: dict) -> tuple[str, ...]:
@@ -385,7 +408,7 @@ class SemiTopdownPoseEstimator(BaseModel):
             raise ValueError(f'CMGC: geometric maps are {tuple(depth.shape[-2:])} (h, w) but the '
                              f'heatmaps {tuple(teacher_heatmaps.shape[-2:])}: set '
                              'geo_cache.map_size to the heatmap size')
-        weights = heatmap_peak(teacher_heatmaps.detach().float()).clamp(0, 1)
+        weights = heatmap_peaks(teacher_heatmaps.detach()).clamp(0, 1)
         lambdas = {name: lam for name, lam in zip(CMGC_TERMS, self.lambda_geo) if lam > 0}
         outs = [self.cmgc_loss(y, weights, depth, normal, valid, terms=tuple(lambdas))
                 for y in coords]

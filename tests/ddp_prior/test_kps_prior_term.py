@@ -1,6 +1,7 @@
 """The KPS ``prior`` term: ``DDPPrior.correction_size`` in pose-frame units (hand-computed from
 ``residual`` and the pose frame, invariant to the pose's position and size), its score mapping,
-poses the prior has no opinion about, and the prior staying out of state dicts."""
+poses the prior has no opinion about, the prior staying out of state dicts, and a KPS taking
+an owner's instance of its prior (never another file's)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nk_train.ddp_prior import pose_frame
+from nk_train.ddp_prior import LazyPrior, pose_frame
 from nk_train.kps import KinematicPlausibilityScore
 
 STATS = str(Path(__file__).resolve().parents[2] / 'stats' / 'skeleton_stats.json')
@@ -64,3 +65,18 @@ def test_kps_prior_term_needs_a_checkpoint(tiny_checkpoint):
                                    prior=dict(checkpoint=str(tiny_checkpoint[1]), tua=0.1))
     off = KinematicPlausibilityScore(STATS, weights=dict(len=1.0))
     assert off.prior is None
+
+
+def test_kps_takes_a_shared_prior_of_its_own_file_only(tiny_checkpoint):
+    path = tiny_checkpoint[1]
+    kps = KinematicPlausibilityScore(STATS, weights=dict(prior=1.0),
+                                     prior=dict(checkpoint=str(path)))
+    names = kps.keypoint_names
+    other = LazyPrior(path.parent / 'another_prior.pth', names, 'model.ddp_prior')
+    kps.share_prior(other)
+    assert kps.lazy_prior is not other
+    shared = LazyPrior(path, names, 'model.ddp_prior')
+    kps.share_prior(shared)
+    assert kps.lazy_prior is shared and kps.prior is shared.get()
+    with pytest.raises(ValueError, match='shared prior is for the keypoints'):
+        kps.share_prior(LazyPrior(path, names[::-1], 'model.ddp_prior'))

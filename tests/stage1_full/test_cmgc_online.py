@@ -11,10 +11,11 @@ from full_helpers import GEO_CACHE_CPU, UNLABELED_INDICES
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from nk_train.cache.settings import GeoCacheSettings
 from nk_train.cmgc.losses import CMGCLoss
+from nk_train.cmgc.online_geo_teacher import OnlineGeoTeacher
 from nk_train.data.geo_views import stack_geo_maps, stack_teacher_crops
 from nk_train.data.seeded_views import SeededViewDataset
-from nk_train.models.online_geo_teacher import OnlineGeoTeacher
 
 
 def test_online_teacher_matches_the_cache(repo_root, geo_cache_root):
@@ -37,8 +38,9 @@ def test_online_teacher_matches_the_cache(repo_root, geo_cache_root):
         num_seeds=geo['splits']['unlabeled']['num_seeds'])
     samples = [ds[i]['data_samples'] for i in range(0, 8)]  # 2 instances x 4 views
     cached_depth, cached_normal, cached_valid = stack_geo_maps(samples, 'cpu')
-    online_depth, online_normal, online_valid = OnlineGeoTeacher(geo)(
-        *stack_teacher_crops(samples, 'cpu'))
+    settings = GeoCacheSettings.from_config(geo)
+    online = OnlineGeoTeacher(settings.teacher_files_resolved(), settings.map_size)
+    online_depth, online_normal, online_valid = online(*stack_teacher_crops(samples, 'cpu'))
     mw, mh = geo['map_size']
     assert online_depth.shape == cached_depth.shape == (8, 1, mh, mw)
     torch.testing.assert_close(online_depth, cached_depth, rtol=1e-3, atol=1e-3)

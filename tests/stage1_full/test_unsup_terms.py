@@ -1,7 +1,11 @@
 """Model-level checks of the unlabeled terms on a tiny CPU model (no data loading):
 L_dev's gradient reaches the student but not the prior, the gate's A/B split drives L_cons
-and L_dev, and under bf16 autocast L_dev and CMGC run in float32 and stay finite."""
+and L_dev, under bf16 autocast L_dev and CMGC run in float32 and stay finite, and the frozen
+models (one ddp_prior for Teacher B and the gate, the online geometric teacher) are read once,
+when training starts, and stay out of the state dict."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +15,8 @@ from mmengine.config import Config
 from nk_train.models.ssl_estimator import UnlabeledBatch
 
 
-@pytest.fixture(scope='module')
-def full_model(repo_root, prior_ckpt):
+def _full_model(repo_root, prior_ckpt, **semi_train_cfg):
+    """The full CPU config's Stage1 model (random weights), not yet initialised."""
     from mmengine.registry import init_default_scope
     from mmpose.registry import MODELS
 
@@ -20,8 +24,14 @@ def full_model(repo_root, prior_ckpt):
     cfg = Config.fromfile(str(repo_root / ABLATIONS_CPU['full']))
     cfg.model.init_from = None
     cfg.model.ddp_prior.checkpoint = str(prior_ckpt)
+    cfg.model.semi_train_cfg.update(semi_train_cfg)
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model.to_dict())
+    return MODELS.build(cfg.model.to_dict())
+
+
+@pytest.fixture(scope='module')
+def full_model(repo_root, prior_ckpt):
+    model = _full_model(repo_root, prior_ckpt)
     model.init_weights()
     return model
 
@@ -148,3 +158,37 @@ def test_gate_kps_prior_term_uses_the_model_prior(full_model, prior_ckpt):
     assert kps.weights['prior'] > 0
     assert kps.prior.meta['checkpoint'] == str(prior_ckpt)
     assert not [k for k in full_model.state_dict() if 'prior' in k]
+
+
+def test_one_prior_for_teacher_b_and_the_gate_read_once(repo_root, prior_ckpt, monkeypatch):
+    real_load, reads = torch.load, []
+
+    def counting_load(f, *args, **kwargs):
+        reads.extend([f] if Path(f) == prior_ckpt else [])
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, 'load', counting_load)
+    model = _full_model(repo_root, prior_ckpt)
+    assert not reads  # building the model (as for evaluation) reads no prior
+    model.init_weights()
+    assert len(reads) == 1
+    prior = model.ddp_prior.get()
+    assert model.prior_teacher.prior is prior and model.gate.kps.prior is prior
+    batch = _batch(model)
+    student = model.heatmaps(model.student, batch.strong_inputs[0])
+    model.unsup_losses(batch, torch.zeros_like(student), [student])  # Teacher B and the KPS
+    assert len(reads) == 1
+
+
+def test_online_geometric_teacher_is_read_at_training_start_and_not_saved(repo_root,
+                                                                           prior_ckpt):
+    model = _full_model(repo_root, prior_ckpt, cmgc_source='online')
+    assert not model.online_geo_teacher.frozen.loaded  # evaluation needs no teacher files
+    model.init_weights()
+    teacher = model.online_geo_teacher.teacher
+    assert model.online_geo_teacher.frozen.loaded
+    model.train()
+    assert not any(m.training for m in teacher.modules())
+    assert {k.split('.', 1)[0] for k in model.state_dict()} == {'student', 'teacher'}
+    frozen = {id(p) for m in (teacher, model.ddp_prior.get()) for p in m.parameters()}
+    assert frozen and not frozen & {id(p) for p in model.parameters()}  # nor optimised, EMA'd

@@ -6,7 +6,7 @@ Kinematic Plausibility Score both clear their thresholds:
     use_teacher_a = (conf >= thr_conf) & (kps >= thr_kps)
 
 ``conf`` is the mean over keypoints of Teacher A's heatmap peaks; ``kps`` is the KPS of its
-decoded keypoints (``nk_train.kps``). Trusted samples train the student with Teacher A's hard
+decoded keypoints (``score.py``). Trusted samples train the student with Teacher A's hard
 pseudo-label (L_cons); the others get Teacher B, the ddp_prior's correction of the student's
 own prediction, which only ever enters L_dev / soft targets. ``level='keypoint'`` keeps the
 same rule per keypoint (conf per keypoint, the pose's KPS) for a later keypoint-level gate.
@@ -19,7 +19,7 @@ import torch
 from mmpose.registry import MODELS
 from torch import nn
 
-from ..kps.score import heatmap_peaks
+from .score import heatmap_peaks
 
 
 @dataclass

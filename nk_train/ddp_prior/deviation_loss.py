@@ -1,4 +1,4 @@
-"""L_dev: the student's keypoints against Teacher B, the ddp_prior's correction of them.
+"""L_dev and Teacher B: the student's keypoints against the ddp_prior's correction of them.
 
     L_dev = sum_{b,k} w_bk * || (y_bk - yhat_bk) / (W, H) ||^2 / (B * K)
 
@@ -12,12 +12,13 @@ the sum is divided by all B * K keypoints. Float32 with autocast off.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import Tensor
 
-from ..ddp_prior import DDPPrior, LazyPrior
+from .lazy import LazyPrior
+from .prior import DDPPrior
 
 DENOISE_KEYS = frozenset({'mode', 'noise_level', 'num_steps', 'num_samples', 'seed'})
 
@@ -41,32 +42,30 @@ def deviation_loss(coords: Tensor, prior_coords: Tensor, weights: Tensor,
 class PriorTeacher:
     """Teacher B: the frozen ddp_prior denoising the student's own keypoints.
 
-    Deliberately not an ``nn.Module`` attribute of the Stage1 model: the prior's weights come
-    from its own checkpoint, never from Stage1 checkpoints, the optimiser or the EMA. The file
-    is read on first use of ``prior`` (the Stage1 model asks for it when training starts), so
-    evaluating a Stage1 checkpoint needs no prior.
+    A plain object around the model's shared ``LazyPrior`` (a ``FrozenModel``): the prior's
+    weights come from its own checkpoint, never from Stage1 checkpoints, the optimiser or the
+    EMA, and the file is read on first use of ``prior`` (the Stage1 model asks for it when
+    training starts), so evaluating a Stage1 checkpoint needs no prior.
 
     Args:
-        checkpoint: a ``tools/train_ddp_prior.py`` checkpoint.
-        keypoint_names: the pose model's keypoint set (the prior must match it).
+        prior: the prior (the Stage1 model's one instance, shared with the gate's KPS).
         denoise: keyword arguments of ``DDPPrior.denoise`` (mode, noise_level, ...).
     """
 
-    def __init__(self, checkpoint: str, keypoint_names: Sequence[str],
-                 denoise: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(self, prior: LazyPrior, denoise: Optional[Mapping[str, Any]] = None) -> None:
         self.denoise_kwargs = dict(denoise or {})
         unknown = set(self.denoise_kwargs) - DENOISE_KEYS
         if unknown:
             raise ValueError(f'ddp_prior.denoise: unknown keys {sorted(unknown)}; known: '
                              f'{sorted(DENOISE_KEYS)}')
-        self.checkpoint = checkpoint
-        self._lazy = LazyPrior(checkpoint, keypoint_names, 'model.ddp_prior')
+        self.lazy_prior = prior
 
     @property
     def prior(self) -> DDPPrior:
-        return self._lazy.load()
+        return self.lazy_prior.get()
 
     def __call__(self, coords: Tensor) -> Tensor:
         """Denoised copy (B x K x 2, float32, detached) of ``coords``, every joint visible."""
         visible = torch.ones(coords.shape[:2], dtype=torch.bool, device=coords.device)
-        return self.prior.denoise(coords.detach(), visible, **self.denoise_kwargs)
+        return self.lazy_prior.get(coords.device).denoise(coords.detach(), visible,
+                                                          **self.denoise_kwargs)
