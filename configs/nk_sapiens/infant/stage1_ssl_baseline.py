@@ -19,7 +19,7 @@ lambda_cons = 1.0
 cons_mode = 'mse'  # 'mse' or 'kl' on heatmaps
 cons_target = 'soft'  # 'soft' = teacher heatmap, 'hard' = Gaussian at the teacher's peak
 cons_conf_thr = 0.5  # keep a keypoint when the teacher's heatmap peak >= this
-ema_momentum = 0.999
+ema_decay = 0.999  # the weight the teacher keeps (mmengine/mmdet momentum = 1 - decay)
 ema_warmup_iters = 0
 eval_branch = 'teacher'
 
@@ -63,7 +63,7 @@ optim_wrapper = dict(constructor='StudentLayerDecayOptimWrapperConstructor')
 custom_hooks = [
     *_base_.custom_hooks,
     dict(type='GeoCacheCopiesHook'),
-    dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=ema_warmup_iters),
+    dict(type='TeacherEMAHook', decay=ema_decay, warmup_iters=ema_warmup_iters),
 ]
 default_hooks = dict(checkpoint=dict(save_best=f'{eval_branch}/coco/AP'))
 

@@ -24,7 +24,7 @@ train_batch_size = 16  # 8 labeled + 8 unlabeled
 val_batch_size = 16
 num_workers = 2
 # A short run: a faster teacher than the full recipe's 0.999.
-ema_momentum = 0.99
+ema_decay = 0.99
 # Chosen on the validation split (tools/tune_on_val.py -> docs/nk_sapiens/tuning_val.json,
 # three variants, one seed, 400 iterations): lambda_cons 10 with the teacher-peak filter at
 # 0.3 (val AP 0.173) over the parent's 1.0 / 0.5 (0.170) and hard targets (0.158). The margin
@@ -43,7 +43,7 @@ auto_scale_lr = dict(base_batch_size=train_batch_size)
 default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=val_interval))
 custom_hooks = [
     *_base_.custom_hooks[:-1],  # the parent's, without its TeacherEMAHook
-    dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=_base_.ema_warmup_iters),
+    dict(type='TeacherEMAHook', decay=ema_decay, warmup_iters=_base_.ema_warmup_iters),
 ]
 
 # The CPU geometric cache (shared with ./_base_/geo_cache_cpu.py and stage0_supervised_cpu.py).
