@@ -23,7 +23,8 @@ ema_decay = 0.999  # the weight the teacher keeps (mmengine/mmdet momentum = 1 -
 ema_warmup_iters = 0
 eval_branch = 'teacher'
 
-# NK-Sapiens terms, all off in the baseline; the ablation configs switch them on.
+# NK-Sapiens terms, all off in the baseline; the ablation configs switch them on with the
+# values of ./_base_/stage1_variants.py.
 lambda_dev = 0.0  # L_dev: student keypoints vs the ddp_prior's denoising of them (Teacher B)
 lambda_geo_depth = 0.0  # CMGC limb rigidity against the cached depth
 lambda_geo_normal = 0.0  # CMGC limb/surface tangency against the cached normals
@@ -81,6 +82,14 @@ unlabeled_pipeline = [
     dict(type='WeakStrongViews', num_strong_views=num_strong_views,
          strong_pipeline=strong_pipeline),
 ]
+# The unlabeled pipeline of +CMGC (this baseline reads no cache): after the crop it reads the
+# cached maps of the weak view's (id, k) row, and packs them with the views. Written once for
+# both sizes: the CPU baseline puts its own crop size and cache into these steps.
+cmgc_unlabeled_pipeline = [
+    *unlabeled_pipeline[:3],  # LoadImage, GetBBoxCenterScale, SeededTopdownAffine
+    dict(type='LoadGeoCacheMaps', cache=geo_cache, split='unlabeled'),
+    dict(unlabeled_pipeline[3], pack=dict(type='PackGeoViewInputs')),  # WeakStrongViews
+]
 labeled_dataset = dict(
     type=_base_.dataset_type,
     data_root=_base_.data_root,
@@ -100,6 +109,9 @@ unlabeled_dataset = dict(
         data_prefix=dict(img=_base_.image_prefix),
         metainfo=_base_.metainfo,
         pipeline=unlabeled_pipeline))
+# What the +CMGC configs train on in place of unlabeled_dataset.
+cmgc_unlabeled_dataset = dict(
+    unlabeled_dataset, dataset=dict(unlabeled_dataset['dataset'], pipeline=cmgc_unlabeled_pipeline))
 train_dataloader = dict(
     _delete_=True,
     batch_size=_base_.train_batch_size,
