@@ -111,7 +111,8 @@ unlabeled_dataset = dict(
         pipeline=unlabeled_pipeline))
 # What the +CMGC configs train on in place of unlabeled_dataset.
 cmgc_unlabeled_dataset = dict(
-    unlabeled_dataset, dataset=dict(unlabeled_dataset['dataset'], pipeline=cmgc_unlabeled_pipeline))
+    unlabeled_dataset,
+    dataset=dict(unlabeled_dataset['dataset'], pipeline=cmgc_unlabeled_pipeline))
 train_dataloader = dict(
     _delete_=True,
     batch_size=_base_.train_batch_size,

@@ -69,8 +69,9 @@ unlabeled_pipeline = at_cpu_size(_base_.unlabeled_pipeline)
 cmgc_unlabeled_pipeline = at_cpu_size(_base_.cmgc_unlabeled_pipeline)
 val_pipeline = _base_.cpu_val_pipeline
 labeled_dataset = dict(_base_.labeled_dataset, pipeline=labeled_pipeline)
-unlabeled_dataset = dict(_base_.unlabeled_dataset,
-                         dataset=dict(_base_.unlabeled_dataset.dataset, pipeline=unlabeled_pipeline))
+unlabeled_dataset = dict(
+    _base_.unlabeled_dataset,
+    dataset=dict(_base_.unlabeled_dataset.dataset, pipeline=unlabeled_pipeline))
 cmgc_unlabeled_dataset = dict(
     _base_.cmgc_unlabeled_dataset,
     dataset=dict(_base_.cmgc_unlabeled_dataset.dataset, pipeline=cmgc_unlabeled_pipeline))
