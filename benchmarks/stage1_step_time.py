@@ -108,7 +108,7 @@ def build_model(cfg: Config, overrides: dict, prior: str) -> torch.nn.Module:
     return model
 
 
-def train_step(model, optimizer, batch: dict, amp: bool, momentum: float) -> None:
+def train_step(model, optimizer, batch: dict, amp: bool, ema_decay: float) -> None:
     data = model.data_preprocessor(batch, training=True)
     autocast = torch.autocast('cpu', dtype=torch.bfloat16) if amp else nullcontext()
     with autocast:
@@ -117,7 +117,7 @@ def train_step(model, optimizer, batch: dict, amp: bool, momentum: float) -> Non
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    ema_update(model.teacher, model.student, momentum)
+    ema_update(model.teacher, model.student, ema_decay)
 
 
 def measure_steps(cfg: Config, batches: list[dict], args) -> dict:
@@ -135,7 +135,7 @@ def measure_steps(cfg: Config, batches: list[dict], args) -> dict:
         for name, model in models.items():
             watch.take()
             t0 = time.perf_counter()
-            train_step(model, optimizers[name], batch, args.amp, cfg.ema_momentum)
+            train_step(model, optimizers[name], batch, args.amp, cfg.ema_decay)
             dt = time.perf_counter() - t0
             inside = watch.take()
             if i >= args.warmup:

@@ -1,6 +1,12 @@
 """EMA Teacher A: after every optimiser step the teacher moves towards the student.
 
-    teacher <- m * teacher + (1 - m) * student         (m = ``momentum``, e.g. 0.999)
+    teacher <- decay * teacher + (1 - decay) * student         (e.g. decay = 0.999)
+
+``decay`` is the weight the teacher keeps. mmengine's ``EMAHook`` / ``ExponentialMovingAverage``
+and mmdet's ``MeanTeacherHook`` call the other weight, the student's, ``momentum`` (0.0002,
+0.001): decay = 1 - momentum. The hook takes only ``decay`` and refuses ``momentum=`` and a
+decay below 0.5, so a value copied from there cannot silently make the teacher a copy of the
+student.
 
 for every parameter and every floating-point persistent buffer (BatchNorm running
 statistics in the heatmap head); integer buffers (``num_batches_tracked``) are copied.
@@ -30,13 +36,12 @@ def persistent_buffers(module: nn.Module) -> Iterator[tuple[str, Tensor]]:
                 yield (f'{mod_name}.{name}' if mod_name else name), buf
 
 
-def ema_momentum(step: int, momentum: float, warmup_iters: int = 0,
-                 warmup_momentum: float = 0.0) -> float:
-    """Momentum at ``step`` (0-based): linear ramp from ``warmup_momentum`` to ``momentum``
-    over ``warmup_iters`` steps, then constant."""
+def ema_decay(step: int, decay: float, warmup_iters: int = 0, warmup_decay: float = 0.0) -> float:
+    """Decay at ``step`` (0-based): linear ramp from ``warmup_decay`` to ``decay`` over
+    ``warmup_iters`` steps, then constant."""
     if warmup_iters <= 0 or step >= warmup_iters:
-        return momentum
-    return warmup_momentum + (momentum - warmup_momentum) * step / warmup_iters
+        return decay
+    return warmup_decay + (decay - warmup_decay) * step / warmup_iters
 
 
 def _paired(teacher: dict[str, Tensor], student: dict[str, Tensor], what: str):
@@ -62,35 +67,57 @@ def _mean_over_ranks(tensors: list[Tensor]) -> list[Tensor]:
 
 
 @torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, momentum: float,
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float,
                sync_buffers: bool = False) -> None:
-    """One EMA step of ``teacher`` towards ``student`` (in place, float32 arithmetic)."""
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f'EMA momentum must lie in [0, 1], got {momentum}')
+    """One EMA step of ``teacher`` towards ``student`` (in place, float32 arithmetic);
+    ``decay`` = 0 copies the student."""
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f'EMA decay must lie in [0, 1], got {decay}')
     params = _paired(dict(teacher.named_parameters()), dict(student.named_parameters()),
                      'parameters')
     buffers = _paired(dict(persistent_buffers(teacher)), dict(persistent_buffers(student)),
                       'buffers')
     for t, s in params:
-        _ema_(t, s, momentum)
+        _ema_(t, s, decay)
     float_buffers = [(t, s) for t, s in buffers if t.is_floating_point()]
     sources = [s for _, s in float_buffers]
     if sync_buffers:
         sources = _mean_over_ranks(sources)
     for (t, _), s in zip(float_buffers, sources):
-        _ema_(t, s, momentum)
+        _ema_(t, s, decay)
     for t, s in buffers:
         if not t.is_floating_point():
             t.copy_(s)
 
 
-def _ema_(t: Tensor, s: Tensor, momentum: float) -> None:
-    if momentum == 0.0:
+def _ema_(t: Tensor, s: Tensor, decay: float) -> None:
+    if decay == 0.0:
         t.copy_(s)
     elif t.dtype == torch.float32:
-        t.mul_(momentum).add_(s.to(torch.float32), alpha=1.0 - momentum)
+        t.mul_(decay).add_(s.to(torch.float32), alpha=1.0 - decay)
     else:  # keep the average in float32 even if the teacher is stored in lower precision
-        t.copy_(t.float().mul_(momentum).add_(s.float(), alpha=1.0 - momentum))
+        t.copy_(t.float().mul_(decay).add_(s.float(), alpha=1.0 - decay))
+
+
+# Below this a decay is more likely the student's weight of the other convention (momentum).
+MIN_DECAY = 0.5
+
+
+def _refuse_momentum(momentum: Optional[float], warmup_momentum: Optional[float]) -> None:
+    """``momentum=`` / ``warmup_momentum=`` are refused: mmengine and mmdet use the word for
+    the student's weight, so a value under that name cannot be read one way only."""
+    for name, value in (('momentum', momentum), ('warmup_momentum', warmup_momentum)):
+        if value is None:
+            continue
+        new = name.replace('momentum', 'decay')
+        both = ''
+        if isinstance(value, (int, float)) and 0.0 <= value <= 1.0:
+            both = (f' Write {new}={value:g} if {value:g} is the teacher\'s weight (what '
+                    f'this hook called momentum before), {new}={1.0 - value:g} if it is the '
+                    f'student\'s.')
+        raise TypeError(f"TeacherEMAHook takes {new}= (the weight the teacher keeps), not "
+                        f"{name}={value!r}: mmengine's EMAHook and mmdet's MeanTeacherHook "
+                        f"call the student's weight momentum (decay = 1 - momentum).{both}")
 
 
 @HOOKS.register_module()
@@ -98,32 +125,43 @@ class TeacherEMAHook(Hook):
     """Keep ``model.teacher`` an exponential moving average of ``model.student``.
 
     Args:
-        momentum: weight kept by the teacher per update (0.999 = slow teacher).
+        decay: weight the teacher keeps per update (0.999 = slow teacher), in [0.5, 1]; a
+            smaller value is refused as the student's weight of mmengine/mmdet (momentum).
         interval: update every ``interval`` training iterations.
-        warmup_iters: ramp the momentum linearly from ``warmup_momentum`` to ``momentum``
-            over this many iterations (0 = no warm-up).
-        warmup_momentum: momentum at iteration 0 of the warm-up.
+        warmup_iters: ramp the decay linearly from ``warmup_decay`` to ``decay`` over this
+            many iterations (0 = no warm-up).
+        warmup_decay: decay at iteration 0 of the warm-up, in [0, 1] (0 = copy the student).
         sync_buffers: average the student's buffers over ranks before averaging them into
             the teacher, so every rank's teacher stays identical.
         copy_at_start: at iteration 0 (not when resuming) copy the student into the
             teacher, so the teacher starts from whatever weights the student was given.
+        momentum, warmup_momentum: refused with the value to write instead (see above).
     """
 
     priority = 'NORMAL'  # after the optimiser step, before CheckpointHook (VERY_LOW)
 
-    def __init__(self, momentum: float = 0.999, interval: int = 1, warmup_iters: int = 0,
-                 warmup_momentum: float = 0.0, sync_buffers: bool = True,
-                 copy_at_start: bool = True) -> None:
-        for name, value in (('momentum', momentum), ('warmup_momentum', warmup_momentum)):
+    def __init__(self, decay: float = 0.999, interval: int = 1, warmup_iters: int = 0,
+                 warmup_decay: float = 0.0, sync_buffers: bool = True,
+                 copy_at_start: bool = True, *, momentum: Optional[float] = None,
+                 warmup_momentum: Optional[float] = None) -> None:
+        _refuse_momentum(momentum, warmup_momentum)
+        for name, value in (('decay', decay), ('warmup_decay', warmup_decay)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f'TeacherEMAHook: {name} must lie in [0, 1], got {value}')
+        if decay < MIN_DECAY:
+            raise ValueError(
+                f"TeacherEMAHook: decay={decay} is below {MIN_DECAY}: decay is the weight the "
+                f"teacher keeps, so the teacher would nearly copy the student at every update. "
+                f"This looks like the other convention, mmengine's / mmdet's momentum (the "
+                f"student's weight, = 1 - decay): for momentum={decay:g} write "
+                f"decay={1.0 - decay:g}.")
         if interval < 1 or warmup_iters < 0:
             raise ValueError(f'TeacherEMAHook: interval must be >= 1 and warmup_iters >= 0, '
                              f'got {interval}, {warmup_iters}')
-        self.momentum = float(momentum)
+        self.decay = float(decay)
         self.interval = int(interval)
         self.warmup_iters = int(warmup_iters)
-        self.warmup_momentum = float(warmup_momentum)
+        self.warmup_decay = float(warmup_decay)
         self.sync_buffers = sync_buffers
         self.copy_at_start = copy_at_start
 
@@ -152,8 +190,7 @@ class TeacherEMAHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if (runner.iter + 1) % self.interval != 0:
             return
-        momentum = ema_momentum(runner.iter, self.momentum, self.warmup_iters,
-                                self.warmup_momentum)
+        decay = ema_decay(runner.iter, self.decay, self.warmup_iters, self.warmup_decay)
         model = self._unwrap(runner)
-        ema_update(model.teacher, model.student, momentum, sync_buffers=self.sync_buffers)
-        runner.message_hub.update_scalar('train/ema_momentum', momentum)
+        ema_update(model.teacher, model.student, decay, sync_buffers=self.sync_buffers)
+        runner.message_hub.update_scalar('train/ema_decay', decay)

@@ -11,7 +11,7 @@ from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from nk_train.engine.ema_hook import TeacherEMAHook, ema_momentum, ema_update
+from nk_train.engine.ema_hook import TeacherEMAHook, ema_decay, ema_update
 
 from stage1_helpers import STAGE0_CPU, STAGE1_CPU
 
@@ -59,11 +59,11 @@ def test_ema_update_refuses_different_architectures():
         ema_update(pair.teacher, pair.student, 0.5)
 
 
-def test_momentum_warmup_ramps_linearly():
-    assert ema_momentum(0, 0.999, warmup_iters=10, warmup_momentum=0.5) == 0.5
-    assert ema_momentum(5, 0.999, 10, 0.5) == pytest.approx(0.7495)
-    assert ema_momentum(10, 0.999, 10, 0.5) == 0.999
-    assert ema_momentum(3, 0.9) == 0.9
+def test_decay_warmup_ramps_linearly():
+    assert ema_decay(0, 0.999, warmup_iters=10, warmup_decay=0.5) == 0.5
+    assert ema_decay(5, 0.999, 10, 0.5) == pytest.approx(0.7495)
+    assert ema_decay(10, 0.999, 10, 0.5) == 0.999
+    assert ema_decay(3, 0.9) == 0.9
 
 
 def _runner(model, it: int, optimizer=None):
@@ -71,11 +71,11 @@ def _runner(model, it: int, optimizer=None):
                            optim_wrapper=SimpleNamespace(optimizer=optimizer))
 
 
-def test_hook_applies_the_configured_momentum_each_interval():
+def test_hook_applies_the_configured_decay_each_interval():
     pair = Pair()
     _fill(pair.student, 4.0)
     _fill(pair.teacher, 0.0)
-    hook = TeacherEMAHook(momentum=0.75, interval=2)
+    hook = TeacherEMAHook(decay=0.75, interval=2)
     t0 = copy.deepcopy(pair.teacher.state_dict())
     hook.after_train_iter(_runner(pair, it=0), 0)  # (0 + 1) % 2 != 0: no update
     assert all(torch.equal(t0[k], v) for k, v in pair.teacher.state_dict().items())
@@ -84,6 +84,26 @@ def test_hook_applies_the_configured_momentum_each_interval():
     assert torch.equal(pair.teacher[0].weight, _hand_ema(t0['0.weight'], s['0.weight'], 0.75))
     assert torch.equal(pair.teacher[1].running_var,
                        _hand_ema(t0['1.running_var'], s['1.running_var'], 0.75))
+
+
+def test_hook_refuses_a_decay_of_the_other_convention():
+    """mmdet's MeanTeacherHook(momentum=0.001) is the student's weight: as a decay it would
+    make the teacher a copy of the student, so it is refused with the value to write."""
+    with pytest.raises(ValueError, match=r"decay=0\.001 is below 0\.5.*write decay=0\.999"):
+        TeacherEMAHook(decay=0.001)
+    assert TeacherEMAHook(decay=0.5).decay == 0.5
+
+
+@pytest.mark.parametrize('name', ['momentum', 'warmup_momentum'])
+def test_hook_refuses_momentum_naming_both_readings(name):
+    """Under the name ``momentum`` a value could be either weight: refused, not guessed."""
+    with pytest.raises(TypeError, match=rf"takes {name.replace('momentum', 'decay')}=.*"
+                       rf"not {name}=0\.999.*=0\.999 if 0\.999 is the teacher's.*=0\.001"):
+        TeacherEMAHook(**{name: 0.999})
+    from mmpose.registry import HOOKS  # through the registry, as a config builds it
+
+    with pytest.raises(TypeError, match='not momentum=0.001'):
+        HOOKS.build(dict(type='TeacherEMAHook', momentum=0.001))
 
 
 def test_hook_copies_the_student_at_start_and_refuses_teacher_in_optimizer():

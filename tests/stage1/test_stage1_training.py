@@ -16,7 +16,7 @@ from mmengine.hooks import Hook
 from stage1_helpers import STAGE0_CPU, STAGE1_CPU, VAL_INDICES, as_cli, run_cli, subset_cfg
 
 SMOKE_ITERS = 50
-EMA_MOMENTUM = 0.9
+EMA_DECAY = 0.9
 
 
 class TeacherWatch(Hook):
@@ -39,7 +39,7 @@ class TeacherWatch(Hook):
         worst = 0.0
         for name, t0 in self._before.items():
             if t0.is_floating_point():
-                expect = EMA_MOMENTUM * t0 + (1 - EMA_MOMENTUM) * student[name]
+                expect = EMA_DECAY * t0 + (1 - EMA_DECAY) * student[name]
                 worst = max(worst, (teacher[name] - expect).abs().max().item())
         self.ema_errors.append(worst)
 
@@ -68,7 +68,7 @@ def smoke_run(repo_root, stage0_checkpoint, tmp_path_factory):
         'train_cfg.max_iters': SMOKE_ITERS, 'default_hooks.checkpoint.interval': SMOKE_ITERS,
         'default_hooks.logger.interval': 10, 'train_dataloader.batch_size': 4,
         'train_dataloader.sampler.batch_size': 4,
-        'custom_hooks': [dict(type='TeacherEMAHook', momentum=EMA_MOMENTUM)],
+        'custom_hooks': [dict(type='TeacherEMAHook', decay=EMA_DECAY)],
         **subset_cfg(),
     })
     return work, train_watched(cfg, TeacherWatch())
@@ -81,7 +81,7 @@ def test_fifty_iterations_log_finite_terms(smoke_run):
     rows = [r for r in rows if 'loss' in r]
     assert max(r['iter'] for r in rows) == SMOKE_ITERS
     for key in ('loss', 'loss_sup', 'loss_cons', 'cons_keep_ratio', 'sup_acc_pose',
-                'ema_momentum'):
+                'ema_decay'):
         values = [r[key] for r in rows]
         assert values and all(math.isfinite(v) for v in values), (key, values)
     assert all(r['cons_keep_ratio'] == 1.0 and r['loss_cons'] > 0 for r in rows)
@@ -129,7 +129,7 @@ def test_two_process_run_ends_with_identical_teachers(repo_root, stage0_checkpoi
     cfg = tmp_path / 'stage1_dist.py'
     cfg.write_text(
         f"_base_ = [{str(repo_root / STAGE1_CPU)!r}]\n"
-        "custom_hooks = [dict(type='TeacherEMAHook', momentum=0.9),\n"
+        "custom_hooks = [dict(type='TeacherEMAHook', decay=0.9),\n"
         "                dict(type='WeightDigestHook', modules=['teacher', 'student'])]\n")
     work = tmp_path / 'work'
     run_cli(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',

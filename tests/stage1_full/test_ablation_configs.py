@@ -39,9 +39,10 @@ def test_each_ablation_switches_on_its_terms(repo_root, table, name):
     # lambda 0 -> no cache reads at all
     assert ('LoadGeoCacheMaps' in pipeline) == cmgc
     if cmgc:
-        load = cfg.train_dataloader.dataset.datasets[1].dataset.pipeline[3]
+        crop, load = cfg.train_dataloader.dataset.datasets[1].dataset.pipeline[2:4]
         assert load.type == 'LoadGeoCacheMaps' and load.split == 'unlabeled'
         assert load.cache.to_dict() == cfg.geo_cache.to_dict()
+        assert tuple(crop.input_size) == tuple(cfg.geo_cache.input_size)  # the cache's crop
         assert cfg.train_dataloader.dataset.datasets[1].dataset.pipeline[4].pack.type == \
             'PackGeoViewInputs'
     if gate:

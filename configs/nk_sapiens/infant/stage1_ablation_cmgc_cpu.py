@@ -1,24 +1,10 @@
-# Ablation +CMGC (CPU-size): the baseline plus the depth/normal consistency of the student's
-# strong-view keypoints with the geometric cache (build it first:
-#   python precompute/geo_cache.py --split unlabeled --config <this config>).
-# With a subset of the unlabeled set (dataset indices), give LoadGeoCacheMaps the same
-# indices: the cache of a subset is a different cache (its fingerprint).
-_base_ = ['./stage1_ssl_baseline_cpu.py']
+# Ablation +CMGC (CPU-size): ./_base_/stage1_variants.py's +CMGC on the baseline, whose
+# cmgc_unlabeled_dataset reads the geometric cache (how to build it: stage1_variants.py).
+_base_ = ['./stage1_ssl_baseline_cpu.py', './_base_/stage1_variants.py']
 
-lambda_geo_depth = 1e-3  # first guesses, not tuned (see nk_train/cmgc/losses.py for scales)
-lambda_geo_normal = 1e-3
+lambda_geo_depth = _base_.cmgc_lambda_geo_depth
+lambda_geo_normal = _base_.cmgc_lambda_geo_normal
 model = dict(semi_train_cfg=dict(lambda_geo_depth=lambda_geo_depth,
                                  lambda_geo_normal=lambda_geo_normal))
-
-# The unlabeled pipeline reads the (id, k) row of the weak view and packs the maps with it.
-unlabeled_pipeline = [
-    *_base_.unlabeled_pipeline[:3],  # LoadImage, GetBBoxCenterScale, SeededTopdownAffine
-    dict(type='LoadGeoCacheMaps', cache=_base_.geo_cache, split='unlabeled'),
-    dict(_base_.unlabeled_pipeline[3], pack=dict(type='PackGeoViewInputs')),  # WeakStrongViews
-]
-train_dataloader = dict(dataset=dict(datasets=[
-    _base_.train_dataloader.dataset.datasets[0],
-    dict(_base_.train_dataloader.dataset.datasets[1],
-         dataset=dict(_base_.train_dataloader.dataset.datasets[1].dataset,
-                      pipeline=unlabeled_pipeline)),
-]))
+train_dataloader = dict(dataset=dict(datasets=[_base_.labeled_dataset,
+                                               _base_.cmgc_unlabeled_dataset]))

@@ -1,5 +1,6 @@
-# Ablation +DDP+CMGC (CPU-size): +CMGC plus L_dev on every unlabeled sample (no gating).
+# Ablation +DDP+CMGC (CPU-size): +CMGC plus +DDP's L_dev on every unlabeled sample (no gating;
+# its value is in ./_base_/stage1_variants.py, which the +CMGC config brings).
 _base_ = ['./stage1_ablation_cmgc_cpu.py']
 
-lambda_dev = 0.1  # L_dev is in (fraction of the heatmap size)^2: a first guess, not tuned
+lambda_dev = _base_.ddp_lambda_dev
 model = dict(semi_train_cfg=dict(lambda_dev=lambda_dev))

@@ -1,6 +1,6 @@
-# CPU-size equal-compute control: stage1_control.py's two changes on the CPU baseline.
-_base_ = ['./stage1_ssl_baseline_cpu.py']
+# The equal-compute control (CPU-size): ./_base_/stage1_variants.py's control on the baseline.
+_base_ = ['./stage1_ssl_baseline_cpu.py', './_base_/stage1_variants.py']
 
-lambda_cons = 0.0
+lambda_cons = _base_.control_lambda_cons
 model = dict(semi_train_cfg=dict(lambda_cons=lambda_cons))
-train_dataloader = dict(sampler=dict(source_ratio=[1, 0]))
+train_dataloader = dict(sampler=dict(source_ratio=_base_.control_source_ratio))

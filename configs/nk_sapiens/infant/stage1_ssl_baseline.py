@@ -19,11 +19,12 @@ lambda_cons = 1.0
 cons_mode = 'mse'  # 'mse' or 'kl' on heatmaps
 cons_target = 'soft'  # 'soft' = teacher heatmap, 'hard' = Gaussian at the teacher's peak
 cons_conf_thr = 0.5  # keep a keypoint when the teacher's heatmap peak >= this
-ema_momentum = 0.999
+ema_decay = 0.999  # the weight the teacher keeps (mmengine/mmdet momentum = 1 - decay)
 ema_warmup_iters = 0
 eval_branch = 'teacher'
 
-# NK-Sapiens terms, all off in the baseline; the ablation configs switch them on.
+# NK-Sapiens terms, all off in the baseline; the ablation configs switch them on with the
+# values of ./_base_/stage1_variants.py.
 lambda_dev = 0.0  # L_dev: student keypoints vs the ddp_prior's denoising of them (Teacher B)
 lambda_geo_depth = 0.0  # CMGC limb rigidity against the cached depth
 lambda_geo_normal = 0.0  # CMGC limb/surface tangency against the cached normals
@@ -63,7 +64,7 @@ optim_wrapper = dict(constructor='StudentLayerDecayOptimWrapperConstructor')
 custom_hooks = [
     *_base_.custom_hooks,
     dict(type='GeoCacheCopiesHook'),
-    dict(type='TeacherEMAHook', momentum=ema_momentum, warmup_iters=ema_warmup_iters),
+    dict(type='TeacherEMAHook', decay=ema_decay, warmup_iters=ema_warmup_iters),
 ]
 default_hooks = dict(checkpoint=dict(save_best=f'{eval_branch}/coco/AP'))
 
@@ -80,6 +81,14 @@ unlabeled_pipeline = [
          global_seed=geo_cache.global_seed),
     dict(type='WeakStrongViews', num_strong_views=num_strong_views,
          strong_pipeline=strong_pipeline),
+]
+# The unlabeled pipeline of +CMGC (this baseline reads no cache): after the crop it reads the
+# cached maps of the weak view's (id, k) row, and packs them with the views. Written once for
+# both sizes: the CPU baseline puts its own crop size and cache into these steps.
+cmgc_unlabeled_pipeline = [
+    *unlabeled_pipeline[:3],  # LoadImage, GetBBoxCenterScale, SeededTopdownAffine
+    dict(type='LoadGeoCacheMaps', cache=geo_cache, split='unlabeled'),
+    dict(unlabeled_pipeline[3], pack=dict(type='PackGeoViewInputs')),  # WeakStrongViews
 ]
 labeled_dataset = dict(
     type=_base_.dataset_type,
@@ -100,6 +109,10 @@ unlabeled_dataset = dict(
         data_prefix=dict(img=_base_.image_prefix),
         metainfo=_base_.metainfo,
         pipeline=unlabeled_pipeline))
+# What the +CMGC configs train on in place of unlabeled_dataset.
+cmgc_unlabeled_dataset = dict(
+    unlabeled_dataset,
+    dataset=dict(unlabeled_dataset['dataset'], pipeline=cmgc_unlabeled_pipeline))
 train_dataloader = dict(
     _delete_=True,
     batch_size=_base_.train_batch_size,

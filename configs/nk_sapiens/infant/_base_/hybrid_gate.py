@@ -1,7 +1,8 @@
 # The Hybrid gate of the full method, shared by stage1_ssl_full.py and its CPU variant (a second
 # base beside their ablation parent). Per unlabeled sample, Teacher A's hard pseudo-label enters
 # L_cons when its mean heatmap peak >= gate_thr_conf and the KPS of its keypoints
-# >= gate_thr_kps; the other samples get L_dev from Teacher B (the ddp_prior).
+# >= gate_thr_kps (gate_cons_target: a Gaussian at its decoded keypoints instead of its
+# heatmap); the other samples get L_dev from Teacher B (the ddp_prior).
 # The KPS combines the limb-length term with the ddp_prior term (the largest correction the
 # prior makes to the pose; it uses model.ddp_prior's checkpoint): on Test100 vs corrupted
 # copies this pair separates best (benchmarks/results/kps_auroc.json: AUROC 0.90 for a joint
@@ -14,6 +15,7 @@
 gate_thr_conf = 0.5
 gate_thr_kps = 0.2
 gate_level = 'sample'  # or 'keypoint'
+gate_cons_target = 'hard'
 hybrid_gate = dict(type='HybridGate', thr_conf=gate_thr_conf, thr_kps=gate_thr_kps,
                    level=gate_level,
                    kps=dict(type='KinematicPlausibilityScore',
