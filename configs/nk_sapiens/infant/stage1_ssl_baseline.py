@@ -90,15 +90,7 @@ cmgc_unlabeled_pipeline = [
     dict(type='LoadGeoCacheMaps', cache=geo_cache, split='unlabeled'),
     dict(unlabeled_pipeline[3], pack=dict(type='PackGeoViewInputs')),  # WeakStrongViews
 ]
-labeled_dataset = dict(
-    type=_base_.dataset_type,
-    data_root=_base_.data_root,
-    data_mode=_base_.data_mode,
-    ann_file=_base_.train_labeled_ann,
-    split=_base_.train_split,
-    data_prefix=dict(img=_base_.image_prefix),
-    metainfo=_base_.metainfo,
-    pipeline=labeled_pipeline)
+labeled_dataset = dict(_base_.train_dataloader.dataset, pipeline=labeled_pipeline)
 unlabeled_dataset = dict(
     type='SeededViewDataset',
     num_seeds=geo_cache.splits.unlabeled.num_seeds,
