@@ -5,9 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from conftest import REPO_ROOT
-
-PACKAGE = REPO_ROOT / 'nk_train'
+PACKAGE = Path(__file__).resolve().parents[2] / 'nk_train'
 
 
 def _unit(path: Path) -> str:
