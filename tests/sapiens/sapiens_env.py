@@ -37,8 +37,9 @@ def require_sapiens() -> Path:
 
 def fork_env(root: Path, *more: str) -> dict:
     """Environment of a Sapiens user: the forks of ``root`` (and ``more`` of its folders, e.g.
-    ``seg`` for its depth/normal code) and the extras first."""
-    path = [str(root / f) for f in (*FORKS, *more)] + [str(EXTRAS)]
+    ``seg`` for its depth/normal code) and the extras first. The checkout under test comes
+    last: before the editable install of nk_train, which may point at another checkout."""
+    path = [str(root / f) for f in (*FORKS, *more)] + [str(EXTRAS), str(REPO_ROOT)]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(path), OMP_NUM_THREADS='1')
 
 
