@@ -125,9 +125,11 @@ def run_precompute(root: Path, tmp: Path, workers: int, options: list[str],
 
 
 def shard_bytes(split_dir: Path) -> dict:
-    manifest = json.loads((split_dir / 'manifest.json').read_text())
+    from nk_train.cache.manifest import load_manifest, shard_records
+
+    manifest = load_manifest(split_dir)
     per_array: dict[str, int] = {}
-    for rec in manifest['shards'].values():
+    for rec in shard_records(split_dir, manifest).values():
         for name, f in rec['files'].items():
             per_array[name] = per_array.get(name, 0) + f['size']
     rows = manifest['layout']['num_rows']

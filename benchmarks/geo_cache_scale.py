@@ -16,7 +16,8 @@ workers. Measured per size:
    record table), the reader's pickled size and unpickling (what each DataLoader worker
    gets), a worker's first read (opening the arrays' metadata), and read latency in a worker
    for rows of a shard it touches for the first time vs one it already verified;
-3. ``check_split_cache`` quick (and ``--full`` up to ``--full-check-max-rows``) in-process,
+3. ``check_split_cache`` quick, ``--files`` (and ``--full`` up to ``--full-check-max-rows``)
+   in-process,
    after the annotation file is parsed (``annotations_s``: linear in instances, the same
    parse the dataset does), and ``tools/check_cache.py`` quick as a command (Python start-up
    and imports included).
@@ -177,10 +178,11 @@ def checks(settings, opts: list[str], full: bool) -> dict:
 
     out = {}
     inputs, unverifiable, instances = split_fingerprint_inputs(settings, 'unlabeled')
-    for mode in (('quick', 'full') if full else ('quick',)):
+    for mode in (('quick', 'files', 'full') if full else ('quick', 'files')):
         t0 = time.perf_counter()
         problems = check_split_cache(settings.split_dir('unlabeled'), inputs, instances,
-                                     full=mode == 'full', ignore_keys=unverifiable)
+                                     files=mode == 'files', full=mode == 'full',
+                                     ignore_keys=unverifiable)
         out[f'{mode}_s'] = time.perf_counter() - t0
         if problems:
             raise RuntimeError(f'{mode} check found problems: {problems[:5]}')
@@ -199,10 +201,10 @@ def journal_vs_rewrite(split_dir: Path, tmp: Path) -> dict:
     """One journaled record (what a finished shard costs the coordinator now) against
     serialising the whole manifest (what format 1 did after every shard; summed over a run
     that is about shards / 2 times the final manifest's cost, the manifest growing linearly)."""
-    from nk_train.cache.manifest import load_manifest, write_record
+    from nk_train.cache.manifest import load_manifest, shard_records, write_record
 
     manifest = load_manifest(split_dir)
-    shards = manifest['shards']
+    shards = shard_records(split_dir, manifest)
     rec = dict(shards['0'], images=dict(list(manifest['images'].items())[:2]))
     journal = tmp / 'journal_probe'
     journal.mkdir()
@@ -213,7 +215,7 @@ def journal_vs_rewrite(split_dir: Path, tmp: Path) -> dict:
     record_ms = (time.perf_counter() - t0) / n * 1e3
     shutil.rmtree(journal)
     t0 = time.perf_counter()
-    text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False)
+    text = json.dumps(dict(manifest, shards=shards), indent=1, sort_keys=True, allow_nan=False)
     dump_s = time.perf_counter() - t0
     return dict(journal_record_ms=record_ms, manifest_bytes=len(text), manifest_dump_s=dump_s,
                 rewrite_after_every_shard_s=dump_s * len(shards) / 2)
@@ -320,8 +322,9 @@ def main() -> int:
                   f'{read["open_s_min"]:.3f} s, worker unpickle '
                   f'{1e3 * read["unpickle_s"]:.1f} ms + first read {1e3 * read["first_read_s"]:.1f} ms; '
                   f'reads {read["read_ms_median_known_shard"]:.3f} ms (new shard '
-                  f'{read["read_ms_median_new_shard"]:.3f} ms); quick check {chk["quick_s"]:.2f} s '
-                  f'in-process, {chk["quick_command_s"]:.1f} s as a command'
+                  f'{read["read_ms_median_new_shard"]:.3f} ms); quick check {chk["quick_s"]:.3f} s '
+                  f'(--files {chk["files_s"]:.2f} s) in-process, {chk["quick_command_s"]:.1f} s '
+                  'as a command'
                   + (f', full {chk["full_s"]:.1f} s' if 'full_s' in chk else ''), flush=True)
             shutil.rmtree(tmp / f'geo_{rows}')
             write_results(args.out, results)  # what is measured so far

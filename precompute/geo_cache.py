@@ -43,7 +43,7 @@ from nk_train.cache.layout import create_split_arrays, layout_dict, shard_ranges
 from nk_train.cache.lock import CacheLock, CacheLockedError  # noqa: E402
 from nk_train.cache.manifest import (ManifestError, fold_records, journal_images,  # noqa: E402
                                      leftovers, load_manifest, manifest_path, missing_shards,
-                                     new_manifest, remove_journal, shard_records,
+                                     new_manifest, read_journal, remove_journal,
                                      write_json_atomic, write_record)
 from nk_train.cache.settings import GeoCacheSettings  # noqa: E402
 from nk_train.cmgc.cache_inputs import split_fingerprint_inputs  # noqa: E402
@@ -116,7 +116,8 @@ def prepare_cache(settings: GeoCacheSettings, split: str, indices, args) -> tupl
         return split_dir, create(), {}, list(range(layout['num_shards'])), instances
     try:
         manifest = load_manifest(split_dir)
-        records = shard_records(split_dir, manifest)
+        # A finished cache needs no records here: nothing is left to compute.
+        records = {} if manifest['complete'] else read_journal(split_dir)
         recorded_images = None if manifest['complete'] else journal_images(records)
         diffs = cache_differences(manifest, inputs, instances, recorded_images=recorded_images)
         diffs += diff_inputs(manifest['layout'], layout)
@@ -129,8 +130,8 @@ def prepare_cache(settings: GeoCacheSettings, split: str, indices, args) -> tupl
                       'it and rebuild.')
     if problem is not None or args.overwrite:
         return split_dir, create(), {}, list(range(layout['num_shards'])), instances
-    missing = missing_shards(layout, records)
-    if missing and not manifest['complete'] and not args.resume:
+    missing = [] if manifest['complete'] else missing_shards(layout, records)
+    if missing and not args.resume:
         raise Refused(f'{split_dir} is unfinished ({len(missing)} shards without a record); '
                       'pass --resume to finish it or --overwrite.')
     for path in leftovers(split_dir, manifest):  # this run holds the lock: nobody writes them

@@ -1,13 +1,15 @@
 """Check a geometric cache split against a training config.
 
-    python tools/check_cache.py --config CONFIG --split SPLIT [--full]
+    python tools/check_cache.py --config CONFIG --split SPLIT [--files | --full]
         [--indices I ... | --limit N] [--depth-range LO HI] [--cfg-options key=value ...]
 
-Quick mode (seconds, near-constant in the number of shards): manifest, layout, fingerprint
-against the config's ``geo_cache`` dict (naming every changed input), the image files (size
-and mtime, re-hashed when they differ; naming every changed image), completeness, every shard
-file present with its recorded size, no temporaries of interrupted writes in the split
-directory or the record journal. ``--full`` (linear in the cache's size) also re-hashes every
+Quick mode (nothing per shard, so near-constant in the number of shards): manifest, layout,
+fingerprint against the config's ``geo_cache`` dict (naming every changed input), the image
+files (size and mtime, re-hashed when they differ; naming every changed image),
+completeness, the record files against their recorded sizes and hashes, no temporaries of
+interrupted writes in the split directory or the record journal. ``--files`` also ``stat``s
+every shard file (present, of its recorded size: finds truncated and 0-byte files; linear but
+cheap, a few microseconds per file). ``--full`` (linear in the cache's size) does that, re-hashes every
 shard file and image, compares every chunk checksum with its record, decodes every row
 (CRC32C), counts NaN/Inf, checks the depth range and unit normals, compares the sample ids
 with the dataset's, and looks for zarr's temporaries beside every chunk file.
@@ -34,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--config', required=True, help='config holding the geo_cache dict')
     p.add_argument('--split', required=True)
-    p.add_argument('--full', action='store_true', help='decode and re-hash everything')
+    level = p.add_mutually_exclusive_group()
+    level.add_argument('--files', action='store_true',
+                       help='also stat every shard file (presence and recorded size)')
+    level.add_argument('--full', action='store_true', help='decode and re-hash everything')
     subset = p.add_mutually_exclusive_group()
     subset.add_argument('--indices', type=int, nargs='+', help='the dataset subset used')
     subset.add_argument('--limit', type=int, help='the first N instances were used')
@@ -56,11 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     split_dir = settings.split_dir(args.split)
     problems = check_split_cache(
-        split_dir, inputs, instances, full=args.full, ignore_keys=unverifiable,
+        split_dir, inputs, instances, files=args.files, full=args.full,
+        ignore_keys=unverifiable,
         expected_ids=instances.sample_ids if args.full else None,
         depth_range=tuple(args.depth_range) if args.depth_range else None,
         normal_tol=args.normal_tol)
-    mode = 'full' if args.full else 'quick'
+    mode = 'full' if args.full else 'files' if args.files else 'quick'
     for key in unverifiable:
         print(f'note: {key} not verified (teacher file absent here)')
     if problems:

@@ -91,7 +91,7 @@ def ensure_prior(work: Path) -> Path:
 
 
 def ensure_cache() -> str:
-    check = ['tools/check_cache.py', '--config', GEO_CFG, '--split', 'unlabeled']
+    check = ['tools/check_cache.py', '--config', GEO_CFG, '--split', 'unlabeled', '--files']
     if subprocess.run([sys.executable, *check], cwd=ROOT, capture_output=True).returncode != 0:
         build = ['precompute/geo_cache.py', '--split', 'unlabeled', '--config', GEO_CFG,
                  '--no-progress']

@@ -1,13 +1,17 @@
 """Integrity checks of a split cache (``tools/check_cache.py``).
 
-Quick (no chunk is read: one manifest parse, one ``stat`` per shard file and per distinct
-image; measured in ``benchmarks/results/geo_cache_scale.json``): manifest readable and of this
-format, fingerprint self-consistent and equal to the config's, every image's size and mtime
-equal to the recorded ones or its bytes' hash unchanged, sample ids and layout consistent,
-every shard recorded, every recorded file present with its recorded size (a truncated or
-0-byte file is found here), no temporaries of interrupted writes in the split directory or the
-journal, no journal left beside a finished manifest. Full (linear in the cache's bytes):
-additionally re-hash every shard file and compare every chunk's CRC32C with its record, decode
+Three levels, costs measured in ``benchmarks/results/geo_cache_scale.json``.
+Quick (nothing per shard: one manifest parse, the record tables loaded and hashed, one
+``stat`` per distinct image): manifest readable and of this format, fingerprint
+self-consistent and equal to the config's, every image's size and mtime equal to the recorded
+ones or its bytes' hash unchanged, sample ids and layout consistent, every shard recorded,
+the record files of the recorded sizes and hashes, a shard with a valid pixel, no temporaries
+of interrupted writes in the split directory or the journal, no journal left beside a
+finished manifest. Files (linear, one ``stat`` per shard file): additionally every shard file
+present with its recorded size (a truncated or 0-byte file is found here; training checks
+the same when it first touches a shard). Full (linear in the cache's bytes): additionally read
+``records.jsonl`` and compare it with the record tables, re-hash every shard file and compare
+every chunk's CRC32C with its record, decode
 every row (a CRC32C failure names the row), re-hash the decoded values, count NaN/Inf, check
 the depth range and that normals have unit length, compare sample ids with the dataset's,
 re-hash every image, and look for zarr's temporaries beside every chunk file.
@@ -24,10 +28,12 @@ import numpy as np
 
 from .fingerprint import cache_differences
 from .instances import InstanceList
-from .layout import (MAP_ARRAYS, ROW_ARRAYS, array_specs, data_sha256, open_split_arrays,
-                     shard_ranges)
+from .layout import (MAP_ARRAYS, RECORD_FILES, ROW_ARRAYS, array_specs, data_sha256,
+                     open_split_arrays, shard_file_keys, shard_ranges)
 from .manifest import (ManifestError, journal_images, leftovers, load_manifest,
-                       missing_shards, shard_records)
+                       load_record_table, missing_shards, read_journal, record_file_problems,
+                       shard_records)
+from .records import RecordTable
 from .normal_codec import dequantize_normal
 from .shard_reader import ShardFileError, stored_crcs
 
@@ -42,34 +48,35 @@ class Problem:
 
 
 def check_split_cache(split_dir: str | Path, expected_inputs: Mapping[str, Any],
-                      instances: InstanceList, full: bool = False,
+                      instances: InstanceList, files: bool = False, full: bool = False,
                       ignore_keys: Sequence[str] = (),
                       expected_ids: Sequence[int] | None = None,
                       depth_range: tuple[float, float] | None = None,
                       normal_tol: float = 0.02) -> list[Problem]:
     """Every problem found (empty list = the cache is sound). ``expected_inputs`` and
-    ``instances`` describe the split as the config does now."""
+    ``instances`` describe the split as the config does now. ``files``: also every shard
+    file's presence and size (one ``stat`` each); ``full`` implies it."""
     split_dir = Path(split_dir)
     problems: list[Problem] = []
     try:
         manifest = load_manifest(split_dir)
-        records = shard_records(split_dir, manifest)
-        recorded_images = None if manifest['complete'] else journal_images(records)
+        complete = manifest['complete']
+        records = None if complete else read_journal(split_dir)  # a finished one's: --full
+        recorded_images = None if complete else journal_images(records)
     except ManifestError as err:
         return [Problem('manifest', str(err))]
 
-    for line in cache_differences(manifest, expected_inputs, instances, ignore_keys,
-                                  recorded_images, rehash_images=full):
-        problems.append(Problem('stale', line))
-    for path in leftovers(split_dir, manifest, deep=full):
-        problems.append(Problem('files', f'leftover of an interrupted write: '
-                                         f'{path.relative_to(split_dir)} (precompute '
-                                         '--resume removes it)'))
-
+    problems += [Problem('stale', line) for line in cache_differences(
+        manifest, expected_inputs, instances, ignore_keys, recorded_images, rehash_images=full)]
+    problems += _leftover_problems(split_dir, manifest, full)
     layout = manifest['layout']
     ids = np.asarray(manifest['sample_ids'], dtype=np.int64)
-    missing = missing_shards(layout, records)
+    missing = [] if complete else missing_shards(layout, records)  # the fold checked them
     problems += _layout_problems(layout, ids, expected_ids, missing)
+    try:
+        table = _record_table(split_dir, manifest, records, missing)
+    except ManifestError as err:
+        return problems + [Problem('records', str(err))]
     try:
         arrays = open_split_arrays(split_dir, mode='r')
     except Exception as err:  # noqa: BLE001 - any failure to open is a finding
@@ -80,21 +87,63 @@ def check_split_cache(split_dir: str | Path, expected_inputs: Mapping[str, Any],
         return problems + shapes
 
     ranges = shard_ranges(layout['num_rows'], layout['rows_per_shard'])
-    usable = [j for j in range(len(ranges)) if j not in set(missing)]
-    for j in usable:
-        problems += _file_sizes(split_dir, records[str(j)], j)
-    if usable and not missing and all(records[str(j)]['valid_fraction'] == 0 for j in usable):
+    usable = sorted(set(range(len(ranges))) - set(missing))
+    for j in usable if files or full else ():
+        problems += _file_sizes(split_dir, arrays, table, j)
+    if usable and not missing and not table.valid_fraction.any():
         # CMGC would silently add nothing: every limb falls outside the validity mask
         problems.append(Problem('valid', 'no map pixel of any shard is valid: the teacher\'s '
                                          'foreground rule (teacher.foreground) found no '
                                          'foreground, or every crop lies outside its image'))
-    if full:
+    if full and complete:
+        records, found = _finished_records(split_dir, manifest, table)
+        problems += found
+    if full and records is not None:
         for j in usable:
             r0, r1 = ranges[j]
-            problems += _full_check_shard(split_dir, arrays, records[str(j)], j, r0, r1, ids,
-                                          layout['num_seeds'], layout['rows_per_shard'],
+            problems += _full_check_shard(split_dir, arrays, records[str(j)], j, r0, r1,
+                                          ids, layout['num_seeds'], layout['rows_per_shard'],
                                           depth_range, normal_tol)
     return problems
+
+
+def _leftover_problems(split_dir: Path, manifest: Mapping[str, Any], deep: bool
+                       ) -> list[Problem]:
+    return [Problem('files', f'leftover of an interrupted write: {path.relative_to(split_dir)}'
+                             ' (precompute --resume removes it)')
+            for path in leftovers(split_dir, manifest, deep)]
+
+
+def _finished_records(split_dir: Path, manifest: Mapping[str, Any], table: RecordTable
+                      ) -> tuple[dict | None, list[Problem]]:
+    """``records.jsonl`` of a finished cache (None if unusable) and its disagreements with
+    the record tables."""
+    layout = manifest['layout']
+    try:
+        records = shard_records(split_dir, manifest)
+    except ManifestError as err:
+        return None, [Problem('records', str(err))]
+    if missing_shards(layout, records) or not table.same_as(RecordTable.from_records(
+            records, layout['num_rows'], layout['num_shards'])):
+        return None, [Problem('records', f'{RECORD_FILES["records"]} disagrees with '
+                                         f'{RECORD_FILES["shard_table"]} / '
+                                         f'{RECORD_FILES["row_table"]}; rebuild with '
+                                         '--overwrite')]
+    return records, []
+
+
+def _record_table(split_dir: Path, manifest: Mapping[str, Any],
+                  records: Mapping[str, Any] | None, missing: list[int]) -> RecordTable:
+    """The sizes and checksums to check files against: a finished cache's record tables
+    (their sizes ``stat``ed, their bytes hashed), or the usable journal records."""
+    layout = manifest['layout']
+    if not manifest['complete']:
+        usable = {j: rec for j, rec in records.items() if int(j) not in missing}
+        return RecordTable.from_records(usable, layout['num_rows'], layout['num_shards'])
+    sizes = record_file_problems(split_dir, manifest)
+    if sizes:
+        raise ManifestError('record files do not match the manifest: ' + '; '.join(sizes))
+    return load_record_table(split_dir, manifest)
 
 
 def _layout_problems(layout: Mapping[str, Any], ids: np.ndarray,
@@ -129,17 +178,19 @@ def _array_problems(arrays: Mapping[str, Any], layout: Mapping[str, Any]) -> lis
     return problems
 
 
-def _file_sizes(split_dir: Path, rec: Mapping[str, Any], j: int) -> list[Problem]:
+def _file_sizes(split_dir: Path, arrays: Mapping[str, Any], table: RecordTable, j: int
+                ) -> list[Problem]:
     problems = []
-    for f in rec['files'].values():
+    for name, rel in shard_file_keys(arrays, j).items():
         try:
-            size = os.stat(os.path.join(split_dir, f['path'])).st_size
+            size = os.stat(os.path.join(split_dir, rel)).st_size
         except FileNotFoundError:
-            problems.append(Problem(f'shard {j}', f'recorded but file {f["path"]} is missing'))
+            problems.append(Problem(f'shard {j}', f'recorded but file {rel} is missing'))
             continue
-        if size != f['size']:
-            problems.append(Problem(f'shard {j}', f'file {f["path"]} has {size} bytes, its '
-                                                  f'record {f["size"]} (truncated or replaced)'))
+        if size != table.sizes[name][j]:
+            problems.append(Problem(f'shard {j}', f'file {rel} has {size} bytes, its record '
+                                                  f'{table.sizes[name][j]} (truncated or '
+                                                  'replaced)'))
     return problems
 
 

@@ -10,8 +10,13 @@ instance n (instances in ``nk_train.cache.instances`` order)::
     affine     (R, 2, 3)       float64  original image -> student crop (UDP, flip folded in)
     sample_id  (R,)            int64    COCO annotation id of the row's instance
     seed_k     (R,)            int32    the row's view index k
-    manifest.json              fingerprint, its inputs, layout, sample ids, images, records
+    manifest.json              fingerprint, its inputs, layout, sample ids, images, and once
+                               complete the sha256 and size of the three record files below
     records/<j>.json           shard j's record while a precompute run is unfinished
+    records.jsonl              every shard's record, one line per shard (``--full`` reads it)
+    record_table_shards.npy    per shard: each file's size, the small arrays' CRC32C, the
+                               valid fraction (what readers and the quick check need)
+    record_table_rows.npy      per row: each map chunk's CRC32C
 
 Map pixel (u, v) sits at crop pixel (u (w-1)/(mw-1), v (h-1)/(mh-1)) (UDP: corner pixels
 aligned), i.e. ``rescale_affine(affine, input_size, map_size)`` maps image -> map pixels.
@@ -42,12 +47,17 @@ FORMAT_NAME = 'nk-sapiens-geo-cache'
 # 2: per-file sizes and chunk checksums in the shard records, per-image hashes, the record
 # journal in records/ (version 1 caches are refused: rebuild them with --overwrite).
 # 3: the validity mask (valid), relative-depth teachers, normals in the loss frame.
-FORMAT_VERSION = 3
+# 4: the finished manifest no longer holds the records (records.jsonl and the two record
+# tables do), so opening a cache and the quick check parse nothing per shard.
+FORMAT_VERSION = 4
 MANIFEST_NAME = 'manifest.json'
 RECORDS_DIR = 'records'
+RECORD_FILES = dict(records='records.jsonl', shard_table='record_table_shards.npy',
+                    row_table='record_table_rows.npy')
 TEMPORARY_SUFFIXES = ('.partial', '.tmp')
 MAP_ARRAYS = ('depth', 'normal', 'valid')  # sharded, one inner chunk per row
 ROW_ARRAYS = ('sample_id', 'seed_k', 'affine', *MAP_ARRAYS)
+SMALL_ARRAYS = tuple(n for n in ROW_ARRAYS if n not in MAP_ARRAYS)  # one chunk per shard
 
 
 def array_specs(map_size: tuple[int, int], depth_dtype: str, normal_encoding: str

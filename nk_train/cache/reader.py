@@ -2,10 +2,12 @@
 
 What is verified when (costs measured by ``benchmarks/geo_cache_scale.py``):
 
-- at construction (dataset build, main process; one manifest parse and one ``stat`` per
-  distinct image): the manifest's format, that the cache is complete, its fingerprint against
-  the one the current config implies (naming the changed inputs), every image file against the
-  image table (naming each changed image), and the arrays' codecs.
+- at construction (dataset build, main process; one parse of a manifest that holds nothing
+  per shard, the two record tables loaded and hashed, one ``stat`` per distinct image): the
+  manifest's format, that the cache is complete, its fingerprint against the one the current
+  config implies (naming the changed inputs), every image file against the image table
+  (naming each changed image), the record tables against their recorded sha256, and the
+  arrays' codecs.
 - when a process first touches shard j: each of its files has its recorded size, and the
   small per-row arrays (sample id, k, affine; one chunk file each) carry their recorded
   CRC32C and agree with the manifest's sample ids.
@@ -28,13 +30,10 @@ import numpy as np
 
 from .fingerprint import cache_differences
 from .instances import InstanceList
-from .layout import MAP_ARRAYS, ROW_ARRAYS, open_split_arrays
-from .manifest import ManifestError, journal_shard_ids, load_manifest, missing_shards
+from .layout import MAP_ARRAYS, SMALL_ARRAYS, open_split_arrays
+from .manifest import journal_shard_ids, load_manifest, load_record_table
 from .normal_codec import decode_normal
-from .records import RecordTable
 from .shard_reader import ShardedRowReader, expected_codecs, read_chunk_file
-
-SMALL_ARRAYS = tuple(n for n in ROW_ARRAYS if n not in MAP_ARRAYS)
 
 
 class StaleCacheError(RuntimeError):
@@ -86,9 +85,7 @@ class GeoCacheReader:
                 'than the current ones; changed:\n  ' + '\n  '.join(diffs) +
                 '\nRebuild it: python precompute/geo_cache.py --split '
                 f'{manifest["split"]} --config CONFIG --overwrite')
-        if missing_shards(layout, manifest['shards']):
-            raise ManifestError(f'{self.split_dir}: manifest says complete but lacks shard '
-                                'records (edited by hand?); rebuild with --overwrite')
+        self._table = load_record_table(self.split_dir, manifest)
         for name, arr in open_split_arrays(self.split_dir, mode='r').items():
             problem = expected_codecs(arr)
             if problem is not None:
@@ -100,8 +97,6 @@ class GeoCacheReader:
         self.sample_ids = np.asarray(manifest['sample_ids'], dtype=np.int64)
         self._order = np.argsort(self.sample_ids, kind='stable')
         self._sorted_ids = self.sample_ids[self._order]
-        self._table = RecordTable.from_records(manifest['shards'], int(layout['num_rows']),
-                                               int(layout['num_shards']))
         self._num_rows = int(layout['num_rows'])
         self._arrays: dict | None = None  # opened per process, on the first read
         self._maps: dict[str, ShardedRowReader] = {}

@@ -111,7 +111,7 @@ def _swap_rows_in_shard_file(path: Path, i: int, j: int) -> None:
     path.write_bytes(bytes(data))
 
 
-# (fault, files it damages, quick check finds it, the read that fails and its message)
+# (fault, files it damages, --files finds it, the read that fails and its message)
 FAULTS = {
     'depth shard files 0 and 1 swapped': (
         lambda s: _swap(s / 'depth/c/0/0/0/0', s / 'depth/c/1/0/0/0'), True, 0,
@@ -135,13 +135,13 @@ FAULTS = {
 @pytest.mark.parametrize('fault', list(FAULTS))
 def test_shard_files_are_tied_to_their_records(reference_cache, check_cli, tmp_path, capsys,
                                                fault):
-    damage, quick_finds, row, message = FAULTS[fault]
+    damage, files_finds, row, message = FAULTS[fault]
     ref_root, _ = reference_cache
     root = tmp_path / 'geo'
     shutil.copytree(ref_root, root)
     damage(root / 'labeled')
 
-    assert check_cli.main(check_argv(root)) == (1 if quick_finds else 0)
+    assert check_cli.main(['--files', *check_argv(root)]) == (1 if files_finds else 0)
     assert check_cli.main(['--full', *check_argv(root)]) == 1
     report = capsys.readouterr().out
     assert 'differs from its recorded hash' in report

@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 
 import nk_train  # noqa: F401
 from nk_train.cache.normal_codec import decode_normal
-from nk_train.cache.manifest import journal_shard_ids, load_manifest
+from nk_train.cache.manifest import journal_shard_ids, load_manifest, shard_records
 from nk_train.cache.reader import GeoCacheMismatchError, StaleCacheError
 from nk_train.cache.shard_reader import ChunkChecksumError
 from nk_train.data.geo_cache_transform import LoadGeoCacheMaps
@@ -35,7 +35,7 @@ def _files(split_dir: Path) -> dict[str, bytes]:
 
 def _records(split_dir: Path) -> dict:
     m = load_manifest(split_dir)
-    return {j: (r['data_sha256'], r['files']) for j, r in m['shards'].items()}
+    return {j: (r['data_sha256'], r['files']) for j, r in shard_records(split_dir, m).items()}
 
 
 def test_bitwise_reproducible_across_runs_and_worker_counts(reference_cache, shared_cluster,
