@@ -4,6 +4,7 @@ and a rescaled schedule keeps its shape."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from script_loader import load_script
@@ -46,6 +47,8 @@ def test_a_fresh_run_trains_then_tests_once(runner, calls, tmp_path):
     assert calls == ['tools/train.py', 'tools/test.py']
     assert record['val'] == {'AP': 0.3, 'AP50': 0.6, 'AP75': 0.2, 'AR': 0.4}
     assert record['test100'] == {'AP': 0.4, 'AP50': 0.7, 'AP75': 0.3, 'AR': 0.5}
+    assert re.fullmatch(r'([0-9a-f]{12}|not a git checkout)( \+changes)?',
+                        record['code_version']), record['code_version']
     assert runner.train_select_test(tmp_path / 'cfg.py', run) == record
     assert calls == ['tools/train.py', 'tools/test.py'], 'a finished run ran again'
 
@@ -58,6 +61,13 @@ def test_a_trained_but_untested_run_is_only_tested(runner, calls, tmp_path):
     calls.clear()
     runner.train_select_test(tmp_path / 'cfg.py', run)
     assert calls == ['tools/test.py']
+
+
+def test_a_resumed_run_keeps_the_code_version_it_started_with(runner, calls, tmp_path):
+    run = tmp_path / 'cmgc_seed0'
+    run.mkdir()
+    (run / 'code_version').write_text('0123456789ab\n')  # written when the training started
+    assert runner.train_select_test(tmp_path / 'cfg.py', run)['code_version'] == '0123456789ab'
 
 
 def test_an_interrupted_training_resumes(runner, monkeypatch, tmp_path):
