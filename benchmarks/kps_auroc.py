@@ -1,11 +1,14 @@
 """How well the KPS separates real infant poses from corrupted copies of them.
 
-    python benchmarks/kps_auroc.py [--stats stats/skeleton_stats.json] [--copies 10] [--seed 0]
-        [--prior work_dirs/ddp_prior/ddp_prior.pth]
+    python benchmarks/kps_auroc.py [--poses test100|val] [--stats stats/skeleton_stats.json]
+        [--copies 10] [--seed 0] [--prior work_dirs/ddp_prior/ddp_prior.pth]
 
-Real poses: the ground truth of data/syrip/annotations/val_test100.json (not used by the
-statistics, which come from train_labeled). Each corruption makes ``--copies`` seeded copies
-of every pose:
+Real poses (``--poses``): the ground truth of data/syrip/annotations/val_test100.json
+(``test100``, the default: a description of the KPS, compared with kps_separability.py on
+the same poses), or the validation part of train_labeled (``val``: the poses the gate's
+``thr_kps`` is derived from, written to results/kps_auroc_val.json; the protocol tunes on
+validation only). Neither is used by the statistics or the ddp_prior, which come from the
+train part of train_labeled. Each corruption makes ``--copies`` seeded copies of every pose:
 
 * swap_wrist / swap_ankle: the left and right wrist (ankle) exchange coordinates;
 * swap_arm / swap_leg: elbow+wrist (knee+ankle) exchange with the other side;
@@ -31,6 +34,7 @@ import argparse
 import json
 import platform
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +42,13 @@ import torch
 from scipy.stats import rankdata
 
 from nk_train.coco_keypoints import read_coco_keypoints
+from nk_train.data.splits import labeled_part
 from nk_train.kps import KinematicPlausibilityScore
 from nk_train.skeleton import Skeleton, load_skeleton
 
 VAL_ANN = 'data/syrip/annotations/val_test100.json'
+LABELED_ANN = 'data/syrip/annotations/train_labeled.json'
+SPLIT_FILE = 'stats/splits/syrip_labeled.json'
 ADULT_ANN = 'data/coco_mini/test_coco.json'
 VARIANTS = dict(len=dict(len=1.0), rom=dict(rom=1.0), prior=dict(prior=1.0),
                 len_rom=dict(len=1.0, rom=1.0), len_prior=dict(len=1.0, prior=1.0))
@@ -164,19 +171,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--copies', type=int, default=10, help='corrupted copies per pose')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--prior', default='work_dirs/ddp_prior/ddp_prior.pth')
-    parser.add_argument('--out', default='benchmarks/results/kps_auroc.json')
+    parser.add_argument('--poses', choices=('test100', 'val'), default='test100')
+    parser.add_argument('--out', default=None, help='default: benchmarks/results/kps_auroc.json '
+                        '(test100) or kps_auroc_val.json (val)')
     args = parser.parse_args(argv)
     prior = dict(checkpoint=args.prior)
+    suffix = '' if args.poses == 'test100' else '_val'
+    args.out = args.out or f'benchmarks/results/kps_auroc{suffix}.json'
 
     skeleton = load_skeleton()
     kps = {name: KinematicPlausibilityScore(args.stats, weights=w, prior=prior).eval()
            for name, w in VARIANTS.items()}
     module = kps[COMBINED]
-    val = read_coco_keypoints(VAL_ANN, skeleton.num_keypoints)
+    with tempfile.TemporaryDirectory() as tmp:
+        poses_ann, split = ((VAL_ANN, None) if args.poses == 'test100' else
+                            labeled_part(LABELED_ANN, SPLIT_FILE, 'val', tmp))
+        val = read_coco_keypoints(poses_ann, skeleton.num_keypoints)
+    poses_name = VAL_ANN if split is None else f'{LABELED_ANN} (validation part of {SPLIT_FILE})'
     real = score(kps, val.coords, val.visibility)
 
     results = {}
-    print(f'KPS AUROC, {len(val.coords)} real poses of {VAL_ANN} vs {args.copies} corrupted '
+    print(f'KPS AUROC, {len(val.coords)} real poses of {poses_name} vs {args.copies} corrupted '
           f'copies each (seed {args.seed}); stats {args.stats}')
     print(f'{"corruption":20s}' + ''.join(f'{v:>10s}' for v in VARIANTS))
     for name, (xy, v) in corruptions(val.coords, val.visibility, val.bboxes, skeleton,
@@ -214,14 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f'\nadult poses ({ADULT_ANN}, {adult_res["instances"]} instances with keypoints, '
           f'median {adult_res["labeled_keypoints_median"]:.0f} labeled keypoints) under the '
           f'infant statistics, KPS {COMBINED}:')
-    print(f'  infant val_test100: {adult_res["infant_val"]}')
+    print(f'  infant {args.poses:10s}: {adult_res["infant_val"]}')
     print(f'  adult coco_mini   : {adult_res["adult"]}')
     print(f'  adults below the infant 5% quantile: {adult_res["adult_below_infant_q05"]} of '
           f'{adult_res["instances"]}; AUROC infant vs adult: '
           f'{adult_res["auroc_infant_vs_adult"]}')
 
     report = dict(
-        stats_file=args.stats, val_ann=VAL_ANN, adult_ann=ADULT_ANN, seed=args.seed,
+        stats_file=args.stats, poses=args.poses, val_ann=poses_name, split=split,
+        adult_ann=ADULT_ANN, seed=args.seed,
         copies=args.copies, real_poses=len(val.coords),
         kps_config=dict(weights=VARIANTS, rom_quantiles=list(module.rom_quantiles),
                         rom_margin_deg=module.rom_margin_deg, prior=args.prior,
