@@ -9,9 +9,9 @@
 # displaced by 25% of the box, 0.77 infant vs adult poses) and ranks Teacher A's real
 # pseudo-labels by their accuracy about as well as its confidence does (AUROC 0.84-0.86 for
 # OKS >= 0.5, benchmarks/results/kps_pseudo_labels.json); the range-of-motion term is weaker on
-# both, and confidence is already the gate's first condition. gate_thr_kps = 0.2 is about the
-# 5% quantile of real Test100 poses under this KPS (set before the validation split existed:
-# Test100 informed it, so it is to be re-derived on the validation part, PROTOCOL.md §4).
+# both, and confidence is already the gate's first condition. gate_thr_kps = 0.2 is the 5%
+# quantile (0.203) of this KPS over the real poses of the validation part of train_labeled
+# (benchmarks/results/kps_auroc_val.json, real_kps_distribution.len_prior; PROTOCOL.md §4).
 gate_thr_conf = 0.5
 gate_thr_kps = 0.2
 gate_level = 'sample'  # or 'keypoint'
