@@ -8,7 +8,7 @@ use and outside a model's state dict with ``LazyPrior``.
 """
 from .denoiser import DenoiserConfig, JointDenoiser, NoiseLevelEstimator
 from .normalization import NormalizationConfig, PoseFrame, pose_frame, to_normalized, to_pixels
-from .deviation_loss import PriorTeacher, deviation_loss
+from .deviation_loss import PriorTeacher, deviation_loss, large_corrections
 from .lazy import LazyPrior
 from .prior import DENOISE_MODES, DDPPrior
 from .schedule import NoiseSchedule, ScheduleConfig
@@ -21,6 +21,7 @@ __all__ = [
     'AugmentConfig', 'CHECKPOINT_FORMAT', 'DDPPrior', 'DENOISE_MODES', 'DenoiserConfig',
     'JointDenoiser', 'LazyPrior', 'NoiseLevelEstimator', 'NoiseSchedule', 'NormalizationConfig',
     'PoseFrame', 'PoseSet', 'PriorTeacher', 'ScheduleConfig', 'TrainConfig',
-    'build_checkpoint', 'build_networks', 'deviation_loss', 'load_training_poses', 'pose_frame',
+    'build_checkpoint', 'build_networks', 'deviation_loss', 'large_corrections',
+    'load_training_poses', 'pose_frame',
     'save_checkpoint', 'sha256_file', 'to_normalized', 'to_pixels', 'train_prior',
 ]

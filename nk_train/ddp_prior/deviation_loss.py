@@ -7,7 +7,8 @@ heatmaps, heatmap pixel frame), ``yhat = ddp_prior.denoise(y)`` is detached: the
 the student towards the prior's plausible pose, never the prior. Dividing by the heatmap size
 (W, H) makes the term resolution-independent (a 1 % error costs the same at 48 x 64 and at
 192 x 256), so lambda_dev transfers between the CPU and full configs. ``w`` selects the
-samples/keypoints the term applies to (Teacher B's under gating, all otherwise); like L_cons
+samples/keypoints the term applies to (Teacher B's under gating, all otherwise; with
+``dev_min_shift`` > 0 only those the prior moves that far, ``large_corrections``); like L_cons
 the sum is divided by all B * K keypoints. Float32 with autocast off.
 """
 from __future__ import annotations
@@ -37,6 +38,17 @@ def deviation_loss(coords: Tensor, prior_coords: Tensor, weights: Tensor,
         diff = (coords.float() - prior_coords.detach().float()) / size
         per_keypoint = diff.pow(2).sum(-1)
         return (per_keypoint * weights.float()).sum() / weights.numel()
+
+
+def large_corrections(coords: Tensor, prior_coords: Tensor, heatmap_size: tuple[int, int],
+                      min_shift: float) -> Tensor:
+    """B x K float mask: 1 where the prior moves a keypoint by at least ``min_shift`` (the norm
+    of the correction over the heatmap size (W, H): the units of L_dev), else 0. Why: most of
+    the prior's corrections to a plausible pose are small and pull towards the mean pose;
+    only a large one says the keypoint is likely wrong. ``min_shift`` 0 keeps every keypoint."""
+    size = torch.tensor([float(heatmap_size[0]), float(heatmap_size[1])], device=coords.device)
+    shift = ((coords.detach().float() - prior_coords.detach().float()) / size).norm(dim=-1)
+    return (shift >= min_shift).float()
 
 
 class PriorTeacher:

@@ -36,7 +36,7 @@ prior nor the CMGC loss). Logged per iteration: ``num_use_teacherA`` (unlabeled 
 L_cons used Teacher A: the gate's choice, or without a gate the samples with a keypoint past
 the confidence filter) and ``num_use_teacherB`` (samples whose L_dev used Teacher B), plus
 ``gate_conf`` / ``gate_kps`` (batch means) under gating and ``dev_px`` (mean student-prior
-distance in heatmap pixels).
+distance in heatmap pixels, over the keypoints L_dev applies to).
 
 Initialisation from Stage0: ``init_from=<Stage0 checkpoint>`` loads the plain
 ``TopdownPoseEstimator`` weights strictly into both student and teacher when training
@@ -64,7 +64,7 @@ from ..cmgc.losses import TERMS as CMGC_TERMS
 from ..cmgc.online_geo_teacher import OnlineGeoTeacher
 from ..data.geo_views import stack_geo_maps, stack_teacher_crops
 from ..data.views import STRONG_PREFIX, SUP, WEAK
-from ..ddp_prior import LazyPrior, PriorTeacher, deviation_loss
+from ..ddp_prior import LazyPrior, PriorTeacher, deviation_loss, large_corrections
 from ..engine.finite_guard import raise_if_non_finite
 from ..kps import GateDecision, heatmap_peaks
 from ..skeleton import load_skeleton
@@ -73,8 +73,8 @@ from .soft_argmax import DEFAULT_BETA, DEFAULT_RADIUS, soft_argmax
 
 BRANCHES = ('student', 'teacher')
 CMGC_SOURCES = ('cache', 'online')
-TRAIN_DEFAULTS = dict(lambda_cons=1.0, lambda_dev=0.0, lambda_geo_depth=0.0,
-                      lambda_geo_normal=0.0, cmgc_source='cache',
+TRAIN_DEFAULTS = dict(lambda_cons=1.0, lambda_dev=0.0, dev_min_shift=0.0,
+                      lambda_geo_depth=0.0, lambda_geo_normal=0.0, cmgc_source='cache',
                       soft_argmax_radius=DEFAULT_RADIUS, soft_argmax_beta=DEFAULT_BETA)
 
 
@@ -119,7 +119,9 @@ class SemiTopdownPoseEstimator(BaseModel):
         pose_model: config of the ``TopdownPoseEstimator`` (the Stage0 ``model``).
         consistency_loss: config of the L_cons module (``HeatmapConsistencyLoss``).
         semi_train_cfg: ``TRAIN_DEFAULTS`` keys: the lambdas (0 skips a term; all 0 skips the
-            teacher/strong forward), ``cmgc_source`` and the soft-argmax settings.
+            teacher/strong forward), ``dev_min_shift`` (L_dev only on keypoints the prior
+            moves by at least this fraction of the heatmap size; 0 = all), ``cmgc_source``
+            and the soft-argmax settings.
         semi_test_cfg: ``forward_on``: the branch used by validation/test/predict.
         data_preprocessor: defaults to ``SSLDataPreprocessor`` around the pose model's one.
         init_from: plain Stage0 (or Stage1) checkpoint loaded strictly at ``init_weights``.
@@ -377,15 +379,18 @@ class SemiTopdownPoseEstimator(BaseModel):
             weights = (torch.ones(b, k, device=device) if teacher_b is None
                        else teacher_b.float())
             size = (teacher_heatmaps.shape[-1], teacher_heatmaps.shape[-2])
-            dev, dist = [], []
+            dev, dist, used = [], [], torch.zeros(b, dtype=torch.bool, device=device)
             for y in coords:
                 y_hat = self.prior_teacher(y)
-                dev.append(deviation_loss(y, y_hat, weights, size))
-                dist.append(((y.detach() - y_hat).norm(dim=-1) * weights).sum()
-                            / weights.sum().clamp_min(1.0))
+                w = weights * large_corrections(y, y_hat, size,
+                                                float(self.semi_train_cfg['dev_min_shift']))
+                dev.append(deviation_loss(y, y_hat, w, size))
+                dist.append(((y.detach() - y_hat).norm(dim=-1) * w).sum()
+                            / w.sum().clamp_min(1.0))
+                used |= (w > 0).any(-1)
             losses['loss_dev'] = self.lambda_dev * sum(dev) / len(dev)
             losses['dev_px'] = sum(dist) / len(dist)
-            num_b = int((weights > 0).any(-1).sum())
+            num_b = int(used.sum())
         if self.cmgc_enabled:
             losses.update(self.cmgc_losses(batch, teacher_heatmaps, coords))
         losses['num_use_teacherA'] = torch.tensor(float(num_a), device=device)

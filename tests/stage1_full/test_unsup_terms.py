@@ -1,8 +1,9 @@
 """Model-level checks of the unlabeled terms on a tiny CPU model (no data loading):
-L_dev's gradient reaches the student but not the prior, the gate's A/B split drives L_cons
-and L_dev, under bf16 autocast L_dev and CMGC run in float32 and stay finite, and the frozen
-models (one ddp_prior for Teacher B and the gate, the online geometric teacher) are read once,
-when training starts, and stay out of the state dict."""
+L_dev's gradient reaches the student but not the prior (and with dev_min_shift only the
+keypoints the prior moves far), the gate's A/B split drives L_cons and L_dev, under bf16
+autocast L_dev and CMGC run in float32 and stay finite, and the frozen models (one ddp_prior
+for Teacher B and the gate, the online geometric teacher) are read once, when training
+starts, and stay out of the state dict."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -82,6 +83,31 @@ def test_dev_gradient_reaches_the_student_not_the_prior(full_model):
     prior = full_model.prior_teacher.prior
     assert all(not p.requires_grad and p.grad is None for p in prior.parameters())
     assert 'prior' not in ''.join(full_model.state_dict())  # not saved in Stage1 checkpoints
+
+
+def test_dev_min_shift_keeps_only_the_prior_large_corrections(full_model):
+    """With dev_min_shift at the median of the prior's corrections, L_dev's gradient reaches
+    exactly the keypoints the prior moves that far; above the largest, L_dev is off."""
+    batch = _batch(full_model)
+    student = full_model.heatmaps(full_model.student, batch.strong_inputs[0]).detach()
+    student.requires_grad_(True)
+    teacher = torch.zeros_like(student)  # unsure teacher: every sample goes to Teacher B
+    y = full_model.decode(student.detach())
+    h, w = student.shape[-2:]
+    shift = ((y - full_model.prior_teacher(y)) / torch.tensor([float(w), float(h)])).norm(dim=-1)
+    cfg = full_model.semi_train_cfg
+    try:
+        cfg['dev_min_shift'] = float(shift.median())
+        grad, = torch.autograd.grad(full_model.unsup_losses(batch, teacher, [student])['loss_dev'],
+                                    student)
+        cfg['dev_min_shift'] = float(shift.max()) + 1.0
+        off = full_model.unsup_losses(batch, teacher, [student])
+    finally:
+        cfg['dev_min_shift'] = 0.0
+    reached = grad.flatten(2).abs().sum(-1) > 0
+    assert torch.equal(reached, shift >= shift.median()), (reached, shift)
+    assert 0 < int(reached.sum()) < reached.numel()
+    assert float(off['loss_dev']) == 0.0 and off['num_use_teacherB'] == 0
 
 
 def test_gate_split_drives_cons_and_dev(full_model):

@@ -26,6 +26,9 @@ eval_branch = 'teacher'
 # NK-Sapiens terms, all off in the baseline; the ablation configs switch them on with the
 # values of ./_base_/stage1_variants.py.
 lambda_dev = 0.0  # L_dev: student keypoints vs the ddp_prior's denoising of them (Teacher B)
+# L_dev only on keypoints the prior moves by at least this fraction of the heatmap size
+# (0 = every keypoint; 0.05 = 5 % of the heatmap's width/height)
+dev_min_shift = 0.0
 lambda_geo_depth = 0.0  # CMGC limb rigidity against the cached depth
 lambda_geo_normal = 0.0  # CMGC limb/surface tangency against the cached normals
 cmgc_source = 'cache'  # 'online' runs the geometric teacher in the step (tests, benchmarks)
@@ -49,8 +52,8 @@ model = dict(
     consistency_loss=dict(type='HeatmapConsistencyLoss', mode=cons_mode, target=cons_target,
                           conf_thr=cons_conf_thr, sigma=_base_.sigma),
     semi_train_cfg=dict(lambda_cons=lambda_cons, lambda_dev=lambda_dev,
-                        lambda_geo_depth=lambda_geo_depth, lambda_geo_normal=lambda_geo_normal,
-                        cmgc_source=cmgc_source),
+                        dev_min_shift=dev_min_shift, lambda_geo_depth=lambda_geo_depth,
+                        lambda_geo_normal=lambda_geo_normal, cmgc_source=cmgc_source),
     semi_test_cfg=dict(forward_on=eval_branch),
     init_from=stage0_checkpoint,
     gate=None,
