@@ -43,9 +43,9 @@ def deviation_loss(coords: Tensor, prior_coords: Tensor, weights: Tensor,
 def large_corrections(coords: Tensor, prior_coords: Tensor, heatmap_size: tuple[int, int],
                       min_shift: float) -> Tensor:
     """B x K float mask: 1 where the prior moves a keypoint by at least ``min_shift`` (the norm
-    of the correction over the heatmap size (W, H): the units of L_dev), else 0. Why: most of
-    the prior's corrections to a plausible pose are small and pull towards the mean pose;
-    only a large one says the keypoint is likely wrong. ``min_shift`` 0 keeps every keypoint."""
+    of the correction over the heatmap size (W, H): the units of L_dev), else 0. The idea, not
+    yet measured here: small corrections mostly pull a plausible pose towards the mean pose,
+    a large one marks a keypoint that is likely wrong. ``min_shift`` 0 keeps every keypoint."""
     size = torch.tensor([float(heatmap_size[0]), float(heatmap_size[1])], device=coords.device)
     shift = ((coords.detach().float() - prior_coords.detach().float()) / size).norm(dim=-1)
     return (shift >= min_shift).float()
