@@ -16,6 +16,9 @@ terms on unlabeled crops.
   gate gives to Teacher A enter, with Teacher A's hard pseudo-label (``target='hard'``: a
   Gaussian of the codec's sigma re-rendered at the teacher's peak, what the codec encodes for
   a keypoint at that pixel).
+* Keypoint-centred cutout (``kpt_cutout_num`` > 0, ``keypoint_cutout``): before the student
+  sees a strong view, patches are blanked around keypoints Teacher A places confidently on
+  the weak view, a harder view than random occlusion gives.
 * L_dev (``deviation_loss``): Teacher B, the ddp_prior's denoising of the student's own
   strong-view keypoints, pulls those keypoints (gradient to the student only). Under gating it
   applies to Teacher B's samples, otherwise to all unlabeled samples.
@@ -69,12 +72,14 @@ from ..engine.finite_guard import raise_if_non_finite
 from ..kps import GateDecision, heatmap_peaks
 from ..skeleton import load_skeleton
 from .consistency_loss import ConsistencyOutput
+from .keypoint_cutout import keypoint_cutout
 from .soft_argmax import DEFAULT_BETA, DEFAULT_RADIUS, soft_argmax
 
 BRANCHES = ('student', 'teacher')
 CMGC_SOURCES = ('cache', 'online')
 TRAIN_DEFAULTS = dict(lambda_cons=1.0, lambda_dev=0.0, dev_min_shift=0.0,
                       lambda_geo_depth=0.0, lambda_geo_normal=0.0, cmgc_source='cache',
+                      kpt_cutout_num=0, kpt_cutout_size=0.2, kpt_cutout_conf=0.3,
                       soft_argmax_radius=DEFAULT_RADIUS, soft_argmax_beta=DEFAULT_BETA)
 
 
@@ -120,8 +125,10 @@ class SemiTopdownPoseEstimator(BaseModel):
         consistency_loss: config of the L_cons module (``HeatmapConsistencyLoss``).
         semi_train_cfg: ``TRAIN_DEFAULTS`` keys: the lambdas (0 skips a term; all 0 skips the
             teacher/strong forward), ``dev_min_shift`` (L_dev only on keypoints the prior
-            moves by at least this fraction of the heatmap size; 0 = all), ``cmgc_source``
-            and the soft-argmax settings.
+            moves by at least this fraction of the heatmap size; 0 = all), ``cmgc_source``,
+            the keypoint cutout (``kpt_cutout_num`` patches per strong view, 0 = off, each
+            ``kpt_cutout_size`` of the crop's sides, on keypoints whose teacher peak is >=
+            ``kpt_cutout_conf``) and the soft-argmax settings.
         semi_test_cfg: ``forward_on``: the branch used by validation/test/predict.
         data_preprocessor: defaults to ``SSLDataPreprocessor`` around the pose model's one.
         init_from: plain Stage0 (or Stage1) checkpoint loaded strictly at ``init_weights``.
@@ -307,7 +314,8 @@ class SemiTopdownPoseEstimator(BaseModel):
             batch = UnlabeledBatch.from_branches(inputs, data_samples)
             with torch.no_grad():
                 teacher_heatmaps = self.heatmaps(self.teacher, batch.weak_inputs)
-            strong = self.heatmaps(self.student, torch.cat(batch.strong_inputs))
+            strong = self.heatmaps(self.student, torch.cat(
+                [self.cutout(x, teacher_heatmaps) for x in batch.strong_inputs]))
             # NaN heatmaps would become NaN keypoints, which crash grid_sample on CPU (CMGC)
             self._check_finite(dict(teacher_heatmaps=teacher_heatmaps, student_heatmaps=strong),
                                data_samples)
@@ -334,6 +342,13 @@ class SemiTopdownPoseEstimator(BaseModel):
     def unsup_enabled(self) -> bool:
         """Whether any unlabeled term needs the teacher/strong forward passes."""
         return self.lambda_cons > 0 or self.lambda_dev > 0 or self.cmgc_enabled
+
+    def cutout(self, strong_inputs: Tensor, teacher_heatmaps: Tensor) -> Tensor:
+        """One strong view with its keypoint-centred patches (``kpt_cutout_*``; a fresh
+        draw per view; ``kpt_cutout_num`` 0 = off)."""
+        cfg = self.semi_train_cfg
+        return keypoint_cutout(strong_inputs, teacher_heatmaps, int(cfg['kpt_cutout_num']),
+                               float(cfg['kpt_cutout_size']), float(cfg['kpt_cutout_conf']))
 
     def decode(self, heatmaps: Tensor) -> Tensor:
         """Differentiable keypoints (B, K, 2) in heatmap pixels (local soft-argmax)."""

@@ -218,3 +218,43 @@ def test_online_geometric_teacher_is_read_at_training_start_and_not_saved(repo_r
     assert {k.split('.', 1)[0] for k in model.state_dict()} == {'student', 'teacher'}
     frozen = {id(p) for m in (teacher, model.ddp_prior.get()) for p in m.parameters()}
     assert frozen and not frozen & {id(p) for p in model.parameters()}  # nor optimised, EMA'd
+
+
+def test_keypoint_cutout_blanks_only_around_confident_teacher_peaks():
+    """A confident peak at heatmap pixel (x 4, y 6) blanks the input patch at its UDP position;
+    an unconfident keypoint is never a centre; num 0 leaves the view untouched."""
+    from nk_train.models.keypoint_cutout import keypoint_cutout
+
+    images = torch.ones(1, 3, 33, 25)  # input 25 x 33 (w x h), heatmap 7 x 9: UDP x4
+    heat = torch.zeros(1, 2, 9, 7)
+    heat[0, 0, 6, 4] = 0.9  # confident: input pixel (16, 24)
+    heat[0, 1, 1, 1] = 0.1  # below conf_thr
+    assert keypoint_cutout(images, heat, 0, 0.2, 0.3) is images
+    out = keypoint_cutout(images, heat, 2, 0.2, 0.3)
+    hidden = out[0, 0] == 0
+    ys, xs = hidden.nonzero(as_tuple=True)
+    assert torch.equal(out[0, 0], out[0, 2])  # every channel
+    assert (int(xs.min()), int(xs.max())) == (14, 18)  # |x - 16| <= 0.2 * 25 / 2
+    assert (int(ys.min()), int(ys.max())) == (21, 27)  # |y - 24| <= 0.2 * 33 / 2
+    assert int(hidden.sum()) == 5 * 7
+    assert not hidden[4, 4]  # the unconfident keypoint's position stays
+
+
+def test_keypoint_cutout_reaches_the_student_only(full_model, monkeypatch):
+    """With kpt_cutout_num > 0 the student sees the blanked strong view, the teacher the
+    weak view as it is."""
+    batch = _batch(full_model, with_maps=False)
+    seen = []
+    monkeypatch.setattr(full_model, 'heatmaps',
+                        lambda model, x: seen.append((model, x.clone())) or torch.zeros(
+                            x.shape[0], 17, *_sizes(full_model)[1]).index_fill_(
+                            2, torch.tensor([3]), 1.0))
+    monkeypatch.setitem(full_model.semi_train_cfg, 'kpt_cutout_num', 1)
+    monkeypatch.setattr(full_model, 'unsup_losses', lambda *a: {})
+    inputs = {'weak': batch.weak_inputs, 'strong_0': batch.strong_inputs[0]}
+    samples = {'weak': batch.weak_samples, 'strong_0': batch.strong_samples[0]}
+    full_model.loss(inputs, samples)
+    (teacher, weak), (student, strong) = seen
+    assert teacher is full_model.teacher and torch.equal(weak, batch.weak_inputs)
+    assert student is full_model.student
+    assert (strong == 0).any() and not (batch.strong_inputs[0] == 0).any()

@@ -22,6 +22,12 @@ cons_conf_thr = 0.5  # keep a keypoint when the teacher's heatmap peak >= this
 ema_decay = 0.999  # the weight the teacher keeps (mmengine/mmdet momentum = 1 - decay)
 ema_warmup_iters = 0
 eval_branch = 'teacher'
+# Keypoint-centred cutout of the strong views: patches per view on keypoints Teacher A finds on
+# the weak view (0 = off; the random CoarseDropout below applies either way), each this
+# fraction of the crop's width and height, on keypoints whose teacher peak is >= the threshold.
+kpt_cutout_num = 0
+kpt_cutout_size = 0.2
+kpt_cutout_conf = 0.3
 
 # NK-Sapiens terms, all off in the baseline; the ablation configs switch them on with the
 # values of ./_base_/stage1_variants.py.
@@ -53,7 +59,9 @@ model = dict(
                           conf_thr=cons_conf_thr, sigma=_base_.sigma),
     semi_train_cfg=dict(lambda_cons=lambda_cons, lambda_dev=lambda_dev,
                         dev_min_shift=dev_min_shift, lambda_geo_depth=lambda_geo_depth,
-                        lambda_geo_normal=lambda_geo_normal, cmgc_source=cmgc_source),
+                        lambda_geo_normal=lambda_geo_normal, cmgc_source=cmgc_source,
+                        kpt_cutout_num=kpt_cutout_num, kpt_cutout_size=kpt_cutout_size,
+                        kpt_cutout_conf=kpt_cutout_conf),
     semi_test_cfg=dict(forward_on=eval_branch),
     init_from=stage0_checkpoint,
     gate=None,
