@@ -11,14 +11,12 @@ training step and not in the data pipeline.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
 
 def keypoint_cutout(images: Tensor, teacher_heatmaps: Tensor, num: int, size: float,
-                    conf_thr: float, generator: Optional[torch.Generator] = None) -> Tensor:
+                    conf_thr: float) -> Tensor:
     """``images`` (B, C, H, W) with ``num`` patches per crop set to 0 (the normalised mean).
 
     Each patch is ``size`` x the crop's width by ``size`` x its height, centred on a keypoint
@@ -34,7 +32,7 @@ def keypoint_cutout(images: Tensor, teacher_heatmaps: Tensor, num: int, size: fl
     b, k, h, w = teacher_heatmaps.shape
     height, width = images.shape[-2:]
     peaks, flat = teacher_heatmaps.detach().flatten(2).max(-1)  # (B, K)
-    draw = torch.rand(b, k, generator=generator, device=images.device)
+    draw = torch.rand(b, k, device=images.device)
     draw = draw.masked_fill(peaks < conf_thr, -1.0)
     score, chosen = draw.topk(min(num, k), dim=1)  # (B, n): random eligible keypoints
     valid = score >= 0
