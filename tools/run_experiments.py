@@ -265,20 +265,25 @@ def verdict(iv: dict) -> str:
     return ('above 0' if iv['low'] > 0 else 'below 0' if iv['high'] < 0 else 'includes 0')
 
 
-def tuning_lines(path: Path) -> list[str]:
-    """What tools/tune_on_val.py tried on the validation split, from its record."""
-    if not path.is_file():
-        return ['No tuning record (docs/nk_sapiens/tuning_val.json): the Stage1 settings are '
+def tuning_lines(records: list[Path]) -> list[str]:
+    """What tools/tune_on_val.py tried on the validation split, from its records."""
+    if not records:
+        return ['No tuning record (docs/nk_sapiens/tuning_val*.json): the Stage1 settings are '
                 'the configs\' first guesses.', '']
-    rec = json.loads(path.read_text())
-    lines = [f'Stage1 settings were chosen on the validation split only '
-             f'(`tools/tune_on_val.py`, {rec["method"]}, seed {rec["seed"]}, '
-             f'{rec["stage1_iters"] or "config"} iterations; `{path.relative_to(ROOT)}`):', '',
-             '| variant | model overrides | val AP | val AR |', '|---|---|---|---|']
-    for name, v in rec['variants'].items():
-        lines.append(f'| {name} | `{v["overrides"]}` | {v["val"]["AP"]:.4f} | '
-                     f'{v["val"]["AR"]:.4f} |')
-    return lines + ['']
+    lines = []
+    for path in records:
+        rec = json.loads(path.read_text())
+        lines += [f'Stage1 settings tried on the validation split only '
+                  f'(`tools/tune_on_val.py`, {rec["method"]}, seed {rec["seed"]}, '
+                  f'{rec["stage1_iters"] or "config"} iterations, from `{rec["stage0"]}`; '
+                  f'`{path.relative_to(ROOT)}`):', '',
+                  '| variant | overrides | val AP | val AR |', '|---|---|---|---|']
+        for name, v in rec['variants'].items():
+            change = '; '.join(f'`{c}`' for c in (v['overrides'], v.get('config_lines')) if c)
+            lines.append(f'| {name} | {change or "(the config as it is)"} | '
+                         f'{v["val"]["AP"]:.4f} | {v["val"]["AR"]:.4f} |')
+        lines.append('')
+    return lines
 
 
 def markdown(summary: dict, args, argv: list[str]) -> str:
@@ -328,7 +333,7 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
         lines.append(f'| {NAMES[a]} − {NAMES[b]} | {cell(iv["AP"])} | {cell(iv["AR"])} | '
                      f'{verdict(iv["AP"])} |')
     lines += ['', '![ΔAP against the control](figures/results_ap.png)', '']
-    lines += tuning_lines(ROOT / 'docs/nk_sapiens/tuning_val.json')
+    lines += tuning_lines(sorted((ROOT / 'docs/nk_sapiens').glob('tuning_val*.json')))
     lines += ['## What this shows and does not show', '']
     base = summary['intervals'].get('baseline - control')
     if base:
