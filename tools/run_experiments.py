@@ -275,12 +275,16 @@ def tuning_lines(records: list[Path]) -> list[str]:
         rec = json.loads(path.read_text())
         lines += [f'Stage1 settings tried on the validation split only '
                   f'(`tools/tune_on_val.py`, {rec["method"]}, seed {rec["seed"]}, '
-                  f'{rec["stage1_iters"] or "config"} iterations, from `{rec["stage0"]}`; '
+                  f'{rec["stage1_iters"] or "config"} iterations, from `{rec["stage0"]}`'
+                  + (f' (sha256 {rec["stage0_sha256"]}…)' if 'stage0_sha256' in rec else '')
+                  + '; '
                   f'`{path.relative_to(ROOT)}`):', '',
                   '| variant | overrides | val AP | val AR |', '|---|---|---|---|']
         for name, v in rec['variants'].items():
             change = '; '.join(f'`{c}`' for c in (v['overrides'], v.get('config_lines')) if c)
-            lines.append(f'| {name} | {change or "(the config as it is)"} | '
+            plain = (f'(the config at {rec["code_version"]})' if 'code_version' in rec
+                     else '(the config as it was)')
+            lines.append(f'| {name} | {change or plain} | '
                          f'{v["val"]["AP"]:.4f} | {v["val"]["AR"]:.4f} |')
         lines.append('')
     return lines

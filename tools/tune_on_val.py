@@ -12,7 +12,7 @@ A variant is the inside of ``model = dict(...)`` (``--variant``), merged into th
 config, and/or config lines put after it (``--lines``, for what lies outside the model: batch
 composition, hooks); a name may take both. Runs go side by side (one thread each), resume like
 tools/run_experiments.py, and the JSON lists per variant its overrides, the best validation
-AP/AP50/AP75/AR and the iteration it was reached.
+AP/AP50/AP75/AR and the iteration it was reached, and the Stage0 checkpoint's digest.
 """
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools'))
 
-from run_experiments import (METHODS, best_checkpoint, config, run_config, tool,  # noqa: E402
-                             val_metrics)
+from run_experiments import (METHODS, best_checkpoint, code_version, config,  # noqa: E402
+                             run_config, tool, val_metrics)
+
+from nk_train.utils import sha256_file  # noqa: E402
 
 
 def tune(name: str, overrides: str, lines: str, args, stage0: Path, work: Path,
@@ -76,6 +78,10 @@ def main() -> None:
               f'({r["best_checkpoint"]})')
     record = dict(method=args.method, seed=args.seed, stage1_iters=args.stage1_iters,
                   stage0=str(stage0.relative_to(ROOT) if stage0.is_relative_to(ROOT) else stage0),
+                  # a retrained Stage0 has the same name: the digest tells rounds apart
+                  stage0_sha256=sha256_file(stage0)[:12],
+                  # the code (configs included) a variant's overrides apply to
+                  code_version=code_version(),
                   split='validation part of stats/splits/syrip_labeled.json', variants=found)
     (ROOT / args.out).write_text(json.dumps(record, indent=1) + '\n')
     print(f'written: {args.out}')
