@@ -276,7 +276,8 @@ def tuning_lines(records: list[Path]) -> list[str]:
         lines += [f'Stage1 settings tried on the validation split only '
                   f'(`tools/tune_on_val.py`, {rec["method"]}, seed {rec["seed"]}, '
                   f'{rec["stage1_iters"] or "config"} iterations, from `{rec["stage0"]}`'
-                  + (f' (sha256 {rec["stage0_sha256"]}…)' if 'stage0_sha256' in rec else '')
+                  + (f' (sha256 {rec["stage0_sha256"]}…)' if 'stage0_sha256' in rec
+                     else ' (its digest not recorded: maybe another Stage0 of that name)')
                   + '; '
                   f'`{path.relative_to(ROOT)}`):', '',
                   '| variant | overrides | val AP | val AR |', '|---|---|---|---|']
