@@ -354,10 +354,14 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
                      f'the Stage1 settings were chosen), {d["test100"]:+.4f} on Test100.')
     stage1 = [r['train_seconds'] for k, r in runs.items() if not k.startswith('stage0')]
     if stage1:
-        lines.append(f'- Training wall-clock per run (this machine, {args.jobs} side by side): '
+        lines.append(f'- Training wall-clock per run (this machine, its cores shared with the '
+                     f'other runs in flight; --jobs {args.jobs} in the last invocation): '
                      f'{np.mean(stage1) / 60:.1f} min on average, {max(stage1) / 60:.1f} min at '
                      'most.')
     lines += [
+        '- A val AP of settings picked on the validation part (the tuning rounds above) is '
+        'biased upward by that pick, the best of several variants; the Test100 numbers are not '
+        '(Test100 chose nothing).',
         '- An interval that includes 0 means this experiment cannot tell that row from the one '
         'it is compared with; it does not show that they are equal.',
         f'- {len(args.seeds)} seeds and a {summary["val_images"]}-image validation part: the '
@@ -437,6 +441,7 @@ def main() -> None:
     print(f'written: {results}')
     if args.record:  # RESULTS.md, results.json beside it (committed) and its figure
         record = ROOT / args.record
+        record.parent.mkdir(parents=True, exist_ok=True)
         (record.parent / 'results.json').write_text(json.dumps(summary, indent=1))
         figure = record.parent / 'figures' / 'results_ap.png'
         source = record.parent / 'results.json'  # named in the figure: repo-relative
