@@ -1,6 +1,6 @@
-"""The results figure: the recorded experiment's figure is the one its command regenerates
-from the committed results.json (and small), its rows are the ΔAP cells RESULTS.md prints, a
-results file with intervals draws them, and unreadable results are refused naming the file."""
+"""The results figure: each recorded round's figure (RESULTS.md and a later round's folder) is
+the one its command regenerates from the committed results.json beside it (and small), its
+rows are the ΔAP cells that RESULTS.md prints, a results file with intervals draws them, and unreadable results are refused naming the file."""
 from __future__ import annotations
 
 import json
@@ -15,18 +15,24 @@ import pytest
 from nk_train.visualization.results_figure import read_results, results_figure
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / 'docs/nk_sapiens/RESULTS.md'
-RESULTS_JSON = ROOT / 'docs/nk_sapiens/results.json'
+RECORDS = sorted((ROOT / 'docs/nk_sapiens').glob('**/RESULTS.md'))
+each_record = pytest.mark.parametrize('record', RECORDS,
+                                      ids=[str(r.parent.relative_to(ROOT)) for r in RECORDS])
 
 
-def test_figure_rows_are_the_recorded_differences():
+def test_both_rounds_are_found():
+    assert {r.parent.name for r in RECORDS} >= {'nk_sapiens', 'round2'}
+
+
+@each_record
+def test_figure_rows_are_the_recorded_differences(record):
     """Each method against the control, as RESULTS.md prints it (read with a regular
     expression, not the reader)."""
     cells = {m[1]: (float(m[2]), float(m[3]), float(m[4])) for m in re.finditer(
         r'^\| (.+?) − Control \(Stage0 continued, labeled only\) \| ([+-]\d\.\d+) '
-        r'\[([+-]\d\.\d+), ([+-]\d\.\d+)\]', RESULTS.read_text(), re.M)}
+        r'\[([+-]\d\.\d+), ([+-]\d\.\d+)\]', record.read_text(), re.M)}
     assert cells, 'RESULTS.md has no comparison against the control'
-    table = read_results(RESULTS_JSON)
+    table = read_results(record.parent / 'results.json')
     rows = {m.name.removesuffix(' ¹'): (round(m.ap, 4), round(m.interval[0], 4),
                                        round(m.interval[1], 4))
             for m in table.methods if m.interval is not None}
@@ -34,14 +40,16 @@ def test_figure_rows_are_the_recorded_differences():
     assert table.interval_label and 'bootstrap' in table.interval_label
 
 
-def test_embedded_figure_is_regenerated_by_its_command(tmp_path):
-    embedded = re.search(r'!\[[^]]*\]\(([^)]+)\)', RESULTS.read_text())
+@each_record
+def test_embedded_figure_is_regenerated_by_its_command(record, tmp_path):
+    embedded = re.search(r'!\[[^]]*\]\(([^)]+)\)', record.read_text())
     assert embedded, 'RESULTS.md embeds no figure'
-    committed = RESULTS.parent / embedded[1]
+    committed = record.parent / embedded[1]
     assert committed.is_file() and committed.stat().st_size < 150_000
     fresh = tmp_path / 'results_ap.png'
     subprocess.run([sys.executable, 'tools/visualize.py', 'results', '--results',
-                    'docs/nk_sapiens/results.json', '--out', str(fresh)], cwd=ROOT, check=True,
+                    str((record.parent / 'results.json').relative_to(ROOT)), '--out', str(fresh)],
+                   cwd=ROOT, check=True,
                    capture_output=True)
     assert fresh.read_bytes() == committed.read_bytes(), (
         f'{committed} is stale: regenerate it with tools/run_experiments.py --record')
