@@ -1,6 +1,7 @@
 """The results figure: each recorded round's figure (RESULTS.md and a later round's folder) is
 the one its command regenerates from the committed results.json beside it (and small), its
-rows are the ΔAP cells that RESULTS.md prints, a results file with intervals draws them, and unreadable results are refused naming the file."""
+rows are the ΔAP cells that RESULTS.md prints, a results file with intervals draws them, and
+unreadable results are refused naming the file."""
 from __future__ import annotations
 
 import json
