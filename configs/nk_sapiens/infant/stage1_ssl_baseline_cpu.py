@@ -35,6 +35,7 @@ cons_conf_thr = 0.3
 # Second round (docs/nk_sapiens/tuning_val_levers_seed*.json: seeds 0-2, 400 iterations, a new
 # Stage0): keypoint-centred cutout, 2 patches per strong view, mean val AP 0.149 over the three
 # seeds against 0.146 for 12 labeled + 4 unlabeled crops per batch and 0.134 with neither.
+# With it the Baseline still stayed below the control on Test100 (docs/nk_sapiens/round2/).
 kpt_cutout_num = 2
 
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
