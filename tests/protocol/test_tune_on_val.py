@@ -34,7 +34,9 @@ def test_model_overrides_and_config_lines_reach_the_run(tuner, tmp_path):
                         args, stage0, tmp_path, threads=1)
     cfg = Config.fromfile(str(tmp_path / 'baseline_seed0_kc2_r31' / 'config.py'))
     assert cfg.model.semi_train_cfg.kpt_cutout_num == 2
-    assert cfg.model.semi_train_cfg.lambda_cons == 10.0  # the rest of the CPU config is kept
+    base = Config.fromfile(str(tuner.config('stage1_ssl_baseline', 'cpu')))
+    # the rest of the CPU config is kept
+    assert cfg.model.semi_train_cfg.lambda_cons == base.model.semi_train_cfg.lambda_cons
     assert cfg.model.init_from == str(stage0)
     assert cfg.train_dataloader.sampler.source_ratio == [3, 1]
     assert cfg.train_dataloader.sampler.batch_size == 16
