@@ -48,6 +48,8 @@ sys.path.insert(0, str(ROOT / 'tools'))
 
 from main_job import check_stats, ensure_cache, ensure_prior, step, teacher_counts  # noqa: E402
 
+from nk_train.utils import sha256_file  # noqa: E402
+
 CFG = ROOT / 'configs/nk_sapiens/infant'
 METHODS = {'control': 'stage1_control', 'baseline': 'stage1_ssl_baseline',
            'ddp': 'stage1_ablation_ddp', 'cmgc': 'stage1_ablation_cmgc',
@@ -100,8 +102,6 @@ def check_inputs(run_dir: Path, cfg: Path) -> None:
     config (seed, schedule, size, every base file's values) and the checkpoint it starts from
     (``RUN/inputs.json``, written when the run first starts)."""
     from mmengine.config import Config
-
-    from nk_train.utils import sha256_file
 
     resolved = Config.fromfile(str(cfg))
     init = (resolved.get('model') or {}).get('init_from')
@@ -265,8 +265,10 @@ def verdict(iv: dict) -> str:
     return ('above 0' if iv['low'] > 0 else 'below 0' if iv['high'] < 0 else 'includes 0')
 
 
-def tuning_lines(records: list[Path]) -> list[str]:
-    """What tools/tune_on_val.py tried on the validation split, from its records."""
+def tuning_lines(records: list[Path], stage0_digests: set[str] | None = None) -> list[str]:
+    """What tools/tune_on_val.py tried on the validation split, from its records; a record
+    from another Stage0 than this round's (``stage0_digests``) says so, as its val AP is
+    then not comparable with this round's rows."""
     if not records:
         return ['No tuning record (docs/nk_sapiens/tuning_val*.json): the Stage1 settings are '
                 'the configs\' first guesses.', '']
@@ -278,6 +280,8 @@ def tuning_lines(records: list[Path]) -> list[str]:
                   f'{rec["stage1_iters"] or "config"} iterations, from `{rec["stage0"]}`'
                   + (f' (sha256 {rec["stage0_sha256"]}…)' if 'stage0_sha256' in rec
                      else ' (its digest not recorded: maybe another Stage0 of that name)')
+                  + (', NOT this round\'s Stage0' if stage0_digests and 'stage0_sha256' in rec
+                     and rec['stage0_sha256'] not in stage0_digests else '')
                   + '; '
                   f'`{path.relative_to(ROOT)}`):', '',
                   '| variant | overrides | val AP | val AR |', '|---|---|---|---|']
@@ -318,7 +322,9 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
         'Stage0 continued for as many iterations as Stage1, same schedule, batch size and EMA '
         'teacher, labeled crops only (`stage1_control*.py`). Every number is the EMA '
         'teacher\'s (`semi_test_cfg.forward_on=teacher`), the control\'s included. COCO '
-        'keypoint metrics with area = bbox w x h; mean ± standard deviation over seeds.', '',
+        'keypoint metrics with area = bbox w x h; mean ± standard deviation over seeds.'
+        + ''.join(f' Stage0 of seed {s}: `{d["checkpoint"]}` (sha256 {d["sha256"]}…).'
+                  for s, d in summary.get('stage0', {}).items()), '',
         '| method | val AP | Test100 AP | Test100 AP50 | Test100 AP75 | Test100 AR |',
         '|---|---|---|---|---|---|']
     fmt = lambda d: f'{d["mean"]:.4f}' + (f' ± {d["std"]:.4f}' if d['std'] is not None  # noqa: E731
@@ -338,7 +344,8 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
         lines.append(f'| {NAMES[a]} − {NAMES[b]} | {cell(iv["AP"])} | {cell(iv["AR"])} | '
                      f'{verdict(iv["AP"])} |')
     lines += ['', '![ΔAP against the control](figures/results_ap.png)', '']
-    lines += tuning_lines(sorted((ROOT / 'docs/nk_sapiens').glob('tuning_val*.json')))
+    lines += tuning_lines(sorted((ROOT / 'docs/nk_sapiens').glob('tuning_val*.json')),
+                          {d['sha256'] for d in summary.get('stage0', {}).values()})
     lines += ['## What this shows and does not show', '']
     base = summary['intervals'].get('baseline - control')
     if base:
@@ -429,7 +436,9 @@ def main() -> None:
         machine=f'{os.cpu_count()} CPU cores, Python {platform.python_version()}',
         val_images=len(json.loads((ROOT / 'stats/splits/syrip_labeled.json').read_text())
                        ['parts']['val']['image_ids']),
-        runs={f'{m}_seed{s}': r for (m, s), r in runs.items()})
+        runs={f'{m}_seed{s}': r for (m, s), r in runs.items()},
+        stage0={str(s): dict(checkpoint=repo_relative(c), sha256=sha256_file(c)[:12])
+                for s, c in trained.items()})
     summary.update(
         metric='Test100 AP minus the equal-compute control (mean over seeds)',
         interval_label='95 % paired bootstrap interval over Test100 images and seeds',

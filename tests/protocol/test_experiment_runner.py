@@ -126,3 +126,19 @@ def test_the_goal_sentence_follows_the_numbers(runner, low, mean, verdict):
     expected = 'above 0' if low > 0 else 'includes 0'
     assert f'| {runner.NAMES["baseline"]} − {runner.NAMES["control"]} |' in text
     assert text.count(f'| {expected} |') == 1
+
+
+def test_a_tuning_record_from_another_stage0_is_flagged(runner, tmp_path, monkeypatch):
+    """A round names its Stage0's digest; a val tuning record made from another Stage0 says
+    so, one from this round's does not."""
+    monkeypatch.setattr(runner, 'ROOT', tmp_path)
+    for name, digest in [('tuning_val_a.json', 'aaaaaaaaaaaa'), ('tuning_val_b.json', 'bbbbbbbbbbbb')]:
+        (tmp_path / name).write_text(json.dumps(dict(
+            method='baseline', seed=0, stage1_iters=400, stage0='s0.pth', stage0_sha256=digest,
+            variants={'v': dict(overrides='x=1', val=dict(AP=0.1, AR=0.2))})))
+    text = '\n'.join(runner.tuning_lines(sorted(tmp_path.glob('tuning_val*.json')),
+                                         {'aaaaaaaaaaaa'}))
+    heads = [line for line in text.splitlines() if line.startswith('Stage1 settings')]
+    assert len(heads) == 2
+    assert "NOT this round's Stage0" not in heads[0]
+    assert "NOT this round's Stage0" in heads[1]

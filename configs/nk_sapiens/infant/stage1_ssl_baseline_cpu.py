@@ -40,6 +40,7 @@ kpt_cutout_num = 2
 # Third round (docs/nk_sapiens/tuning_val_round3_seed0.json: seed 0 only, on top of the cutout):
 # lambda_cons 3 reached val AP 0.151 against 0.146 at 10, 0.145 with the filter at 0.5 and
 # 0.132 with hard targets; a one-seed margin, so a choice, not evidence.
+# Its Test100 round: docs/nk_sapiens/round3/.
 lambda_cons = 3.0
 
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
