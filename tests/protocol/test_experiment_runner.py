@@ -132,12 +132,12 @@ def test_a_tuning_record_from_another_stage0_is_flagged(runner, tmp_path, monkey
     """A round names its Stage0's digest; a val tuning record made from another Stage0 says
     so, one from this round's does not."""
     monkeypatch.setattr(runner, 'ROOT', tmp_path)
-    for name, digest in [('tuning_val_a.json', 'aaaaaaaaaaaa'), ('tuning_val_b.json', 'bbbbbbbbbbbb')]:
+    for name, digest in [('tuning_val_a.json', 'a' * 12), ('tuning_val_b.json', 'b' * 12)]:
         (tmp_path / name).write_text(json.dumps(dict(
             method='baseline', seed=0, stage1_iters=400, stage0='s0.pth', stage0_sha256=digest,
             variants={'v': dict(overrides='x=1', val=dict(AP=0.1, AR=0.2))})))
     text = '\n'.join(runner.tuning_lines(sorted(tmp_path.glob('tuning_val*.json')),
-                                         {'aaaaaaaaaaaa'}))
+                                         {'a' * 12}))
     heads = [line for line in text.splitlines() if line.startswith('Stage1 settings')]
     assert len(heads) == 2
     assert "NOT this round's Stage0" not in heads[0]
