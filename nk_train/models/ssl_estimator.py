@@ -16,6 +16,10 @@ terms on unlabeled crops.
   gate gives to Teacher A enter, with Teacher A's hard pseudo-label (``target='hard'``: a
   Gaussian of the codec's sigma re-rendered at the teacher's peak, what the codec encodes for
   a keypoint at that pixel).
+* Flip-averaged pseudo-labels (``teacher_flip``): Teacher A's weak-view heatmaps are the mean
+  of its prediction on the view and on its mirror image (flipped back, left and right swapped
+  by the skeleton's flip pairs), the flip test its evaluation already uses: a more accurate
+  teacher for one more teacher forward pass.
 * Keypoint-centred cutout (``kpt_cutout_num`` > 0, ``keypoint_cutout``): before the student
   sees a strong view, patches are blanked around keypoints Teacher A places confidently on
   the weak view, a harder view than random occlusion gives.
@@ -59,6 +63,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import _load_checkpoint
+from mmpose.models.utils.tta import flip_heatmaps
 from mmpose.registry import MODELS
 from torch import Tensor
 
@@ -80,7 +85,8 @@ CMGC_SOURCES = ('cache', 'online')
 TRAIN_DEFAULTS = dict(lambda_cons=1.0, lambda_dev=0.0, dev_min_shift=0.0,
                       lambda_geo_depth=0.0, lambda_geo_normal=0.0, cmgc_source='cache',
                       kpt_cutout_num=0, kpt_cutout_size=0.2, kpt_cutout_conf=0.3,
-                      soft_argmax_radius=DEFAULT_RADIUS, soft_argmax_beta=DEFAULT_BETA)
+                      teacher_flip=False, soft_argmax_radius=DEFAULT_RADIUS,
+                      soft_argmax_beta=DEFAULT_BETA)
 
 
 @dataclass
@@ -128,7 +134,8 @@ class SemiTopdownPoseEstimator(BaseModel):
             moves by at least this fraction of the heatmap size; 0 = all), ``cmgc_source``,
             the keypoint cutout (``kpt_cutout_num`` patches per strong view, 0 = off, each
             ``kpt_cutout_size`` of the crop's sides, on keypoints whose teacher peak is >=
-            ``kpt_cutout_conf``) and the soft-argmax settings.
+            ``kpt_cutout_conf``), ``teacher_flip`` (flip-averaged pseudo-labels) and the
+            soft-argmax settings.
         semi_test_cfg: ``forward_on``: the branch used by validation/test/predict.
         data_preprocessor: defaults to ``SSLDataPreprocessor`` around the pose model's one.
         init_from: plain Stage0 (or Stage1) checkpoint loaded strictly at ``init_weights``.
@@ -313,7 +320,7 @@ class SemiTopdownPoseEstimator(BaseModel):
         if WEAK in inputs and self.unsup_enabled():
             batch = UnlabeledBatch.from_branches(inputs, data_samples)
             with torch.no_grad():
-                teacher_heatmaps = self.heatmaps(self.teacher, batch.weak_inputs)
+                teacher_heatmaps = self.teacher_heatmaps(batch.weak_inputs)
             strong = self.heatmaps(self.student, torch.cat(
                 [self.cutout(x, teacher_heatmaps) for x in batch.strong_inputs]))
             # NaN heatmaps would become NaN keypoints, which crash grid_sample on CPU (CMGC)
@@ -342,6 +349,19 @@ class SemiTopdownPoseEstimator(BaseModel):
     def unsup_enabled(self) -> bool:
         """Whether any unlabeled term needs the teacher/strong forward passes."""
         return self.lambda_cons > 0 or self.lambda_dev > 0 or self.cmgc_enabled
+
+    def teacher_heatmaps(self, weak_inputs: Tensor) -> Tensor:
+        """Teacher A's pseudo-label heatmaps of the weak views: as they are, or with
+        ``teacher_flip`` averaged with the mirror image's (one forward pass of both), flipped
+        back as the teacher's own flip test does (its head's ``shift_heatmap``)."""
+        if not self.semi_train_cfg['teacher_flip']:
+            return self.heatmaps(self.teacher, weak_inputs)
+        plain, mirrored = self.heatmaps(
+            self.teacher, torch.cat([weak_inputs, weak_inputs.flip(-1)])).chunk(2)
+        test_cfg = getattr(self.teacher.head, 'test_cfg', None) or {}
+        return 0.5 * (plain + flip_heatmaps(
+            mirrored, flip_indices=list(load_skeleton().flip_indices), flip_mode='heatmap',
+            shift_heatmap=bool(test_cfg.get('shift_heatmap', False))))
 
     def cutout(self, strong_inputs: Tensor, teacher_heatmaps: Tensor) -> Tensor:
         """One strong view with its keypoint-centred patches (``kpt_cutout_*``; a fresh

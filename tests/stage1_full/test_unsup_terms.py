@@ -258,3 +258,24 @@ def test_keypoint_cutout_reaches_the_student_only(full_model, monkeypatch):
     assert teacher is full_model.teacher and torch.equal(weak, batch.weak_inputs)
     assert student is full_model.student
     assert (strong == 0).any() and not (batch.strong_inputs[0] == 0).any()
+
+
+def test_teacher_flip_pseudo_labels_mirror_with_the_view(full_model, monkeypatch):
+    """teacher_flip off: the teacher's heatmaps as they are. On: the pseudo-label of a mirrored
+    view is the pseudo-label of the view flipped with left and right swapped (the random
+    teacher alone is not, so a wrong flip or swap fails)."""
+    from nk_train.skeleton import load_skeleton
+
+    swap = list(load_skeleton().flip_indices)
+    x = _batch(full_model).weak_inputs
+    teacher = full_model.teacher
+    with torch.no_grad():
+        plain = full_model.teacher_heatmaps(x)
+        assert torch.equal(plain, full_model.heatmaps(teacher, x))
+        assert not torch.allclose(full_model.heatmaps(teacher, x.flip(-1)),
+                                  plain.flip(-1)[:, swap], atol=1e-4)
+        monkeypatch.setitem(full_model.semi_train_cfg, 'teacher_flip', True)
+        averaged = full_model.teacher_heatmaps(x)
+        of_mirror = full_model.teacher_heatmaps(x.flip(-1))
+    assert not torch.allclose(averaged, plain, atol=1e-4)
+    assert torch.allclose(of_mirror, averaged.flip(-1)[:, swap], atol=1e-6)
