@@ -42,6 +42,10 @@ kpt_cutout_num = 2
 # 0.132 with hard targets; a one-seed margin, so a choice, not evidence.
 # Its Test100 round: docs/nk_sapiens/round3/.
 lambda_cons = 3.0
+# Fourth round (docs/nk_sapiens/tuning_val_round4_seed*.json: seeds 0-2, this config against
+# flip-averaged pseudo-labels): teacher_flip=True reached mean val AP 0.161, and 0.152 with
+# lambda_cons 10, against 0.172 here, lower on every seed, so it stays off. Its Test100 round
+# (this config, 5 seeds): docs/nk_sapiens/round4/.
 
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
 optim_wrapper = dict(paramwise_cfg=dict(num_layers=num_layers))
