@@ -19,7 +19,8 @@ terms on unlabeled crops.
 * Flip-averaged pseudo-labels (``teacher_flip``): Teacher A's weak-view heatmaps are the mean
   of its prediction on the view and on its mirror image (flipped back, left and right swapped
   by the skeleton's flip pairs), the flip test its evaluation already uses: a more accurate
-  teacher for one more teacher forward pass.
+  teacher for one more teacher forward pass (off: on the CPU sample it lowered Stage1's val
+  AP, PROTOCOL.md §7 round 4).
 * Keypoint-centred cutout (``kpt_cutout_num`` > 0, ``keypoint_cutout``): before the student
   sees a strong view, patches are blanked around keypoints Teacher A places confidently on
   the weak view, a harder view than random occlusion gives.
