@@ -32,7 +32,7 @@ from nk_train.cmgc.cache_inputs import split_fingerprint_inputs  # noqa: E402
 from nk_train.cache.settings import GeoCacheSettings  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--config', required=True, help='config holding the geo_cache dict')
     p.add_argument('--split', required=True)
@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--normal-tol', type=float, default=0.02,
                    help='allowed deviation of |normal| from 1 (default 0.02)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         cfg = Config.fromfile(args.config)
         cfg.merge_from_dict(args.cfg_options)

@@ -90,9 +90,14 @@ def ensure_prior(work: Path) -> Path:
     return ckpt
 
 
+def cache_check(level: str) -> list[str]:
+    """check_cache's command line at ``level`` (``--files``: quick, ``--full``: re-hash all)."""
+    return ['tools/check_cache.py', '--config', GEO_CFG, '--split', 'unlabeled', level]
+
+
 def ensure_cache() -> str:
-    check = ['tools/check_cache.py', '--config', GEO_CFG, '--split', 'unlabeled', '--files']
-    if subprocess.run([sys.executable, *check], cwd=ROOT, capture_output=True).returncode != 0:
+    quick = cache_check('--files')
+    if subprocess.run([sys.executable, *quick], cwd=ROOT, capture_output=True).returncode != 0:
         build = ['precompute/geo_cache.py', '--split', 'unlabeled', '--config', GEO_CFG,
                  '--no-progress']
         if not (ROOT / 'cache/geo_cpu/unlabeled/manifest.json').is_file():
@@ -107,7 +112,7 @@ def ensure_cache() -> str:
                 run(*build, '--overwrite')
             elif code != 0:
                 raise SystemExit(f'main_job: step failed: {" ".join(build)} --resume')
-    return run(*check, '--full').strip().splitlines()[-1]
+    return run(*cache_check('--full')).strip().splitlines()[-1]
 
 
 def coco_metrics(log: str, source: Path) -> dict[str, float]:

@@ -1,5 +1,5 @@
-"""The main job's metrics parsed from tools/test.py's log line (Stage0 and Stage1 prefixes);
-a missing metric is an error."""
+"""The main job: its metrics parsed from tools/test.py's log line (Stage0 and Stage1 prefixes;
+a missing metric is an error) and the cache-check command lines it hands to check_cache."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,3 +27,13 @@ def test_missing_metric_names_the_log(main_job):
     with pytest.raises(SystemExit, match='no coco/AR in .*stage0/test.log'):
         main_job.coco_metrics(LOG.format(p='').replace('coco/AR:', 'coco/XX:'),
                               Path('stage0/test.log'))
+
+
+@pytest.mark.parametrize('level', ['--files', '--full'])
+def test_cache_check_commands_parse(main_job, level):
+    """Both cache checks the main job runs are command lines check_cache accepts."""
+    check_cache = load_script('tools/check_cache.py')
+    script, *argv = main_job.cache_check(level)
+    assert script == 'tools/check_cache.py'
+    args = check_cache.parser().parse_args(argv)
+    assert getattr(args, level.lstrip('-')) and args.split == 'unlabeled'
