@@ -21,6 +21,10 @@ terms on unlabeled crops.
   by the skeleton's flip pairs), the flip test its evaluation already uses: a more accurate
   teacher for one more teacher forward pass (off: on the CPU sample it lowered Stage1's val
   AP, PROTOCOL.md §7 round 4).
+* Consistency ramp-up (``cons_rampup_iters`` > 0): L_cons's weight grows from almost 0 to
+  ``lambda_cons`` over that many iterations along the mean-teacher ramp exp(-5 (1 - t)^2), so
+  the student leans on the pseudo-labels only once the labeled loss has moved it; logged as
+  ``cons_weight``.
 * Keypoint-centred cutout (``kpt_cutout_num`` > 0, ``keypoint_cutout``): before the student
   sees a strong view, patches are blanked around keypoints Teacher A places confidently on
   the weak view, a harder view than random occlusion gives.
@@ -56,6 +60,7 @@ Validation/test run one branch: ``semi_test_cfg=dict(forward_on='teacher'|'stude
 from __future__ import annotations
 
 import copy
+import math
 import os.path as osp
 from dataclasses import dataclass
 from typing import Optional
@@ -85,9 +90,18 @@ BRANCHES = ('student', 'teacher')
 CMGC_SOURCES = ('cache', 'online')
 TRAIN_DEFAULTS = dict(lambda_cons=1.0, lambda_dev=0.0, dev_min_shift=0.0,
                       lambda_geo_depth=0.0, lambda_geo_normal=0.0, cmgc_source='cache',
-                      kpt_cutout_num=0, kpt_cutout_size=0.2, kpt_cutout_conf=0.3,
+                      cons_rampup_iters=0, kpt_cutout_num=0, kpt_cutout_size=0.2, kpt_cutout_conf=0.3,
                       teacher_flip=False, soft_argmax_radius=DEFAULT_RADIUS,
                       soft_argmax_beta=DEFAULT_BETA)
+
+
+def sigmoid_rampup(iteration: int, length: int) -> float:
+    """exp(-5 (1 - t)^2) with t = iteration / length clipped to [0, 1]; 1 when ``length`` is 0
+    (the ramp of Laine & Aila's temporal ensembling and of Mean Teacher)."""
+    if length <= 0:
+        return 1.0
+    t = min(max(iteration, 0), length) / length
+    return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
 @dataclass
@@ -275,6 +289,19 @@ class SemiTopdownPoseEstimator(BaseModel):
     def lambda_cons(self) -> float:
         return float(self.semi_train_cfg['lambda_cons'])
 
+    def cons_weight(self) -> float:
+        """L_cons's weight at this iteration: ``lambda_cons`` times the ramp-up, if any (the
+        iteration is the one mmengine's RuntimeInfoHook records before each training step)."""
+        length = int(self.semi_train_cfg['cons_rampup_iters'])
+        if length <= 0:
+            return self.lambda_cons
+        it = MessageHub.get_current_instance().get_info('iter')
+        if it is None:
+            raise RuntimeError('semi_train_cfg.cons_rampup_iters needs the training iteration, '
+                               "which mmengine's RuntimeInfoHook records in the MessageHub; "
+                               'none is recorded (a step outside a Runner?)')
+        return self.lambda_cons * sigmoid_rampup(int(it), length)
+
     @property
     def lambda_dev(self) -> float:
         return float(self.semi_train_cfg['lambda_dev'])
@@ -405,7 +432,10 @@ class SemiTopdownPoseEstimator(BaseModel):
             outs: list[ConsistencyOutput] = [self.consistency_loss(s, teacher_heatmaps,
                                                                    keep=teacher_a)
                                              for s in student_heatmaps]
-            losses['loss_cons'] = self.lambda_cons * sum(o.loss for o in outs) / len(outs)
+            weight = self.cons_weight()
+            losses['loss_cons'] = weight * sum(o.loss for o in outs) / len(outs)
+            if self.semi_train_cfg['cons_rampup_iters'] > 0:
+                losses['cons_weight'] = torch.tensor(weight, device=device)
             losses['cons_keep_ratio'] = outs[0].keep.float().mean()
             losses['cons_teacher_conf'] = outs[0].confidence.mean()
             num_a = int(outs[0].keep.any(-1).sum())

@@ -6,6 +6,7 @@ for Teacher B and the gate, the online geometric teacher) are read once, when tr
 starts, and stay out of the state dict."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -279,3 +280,40 @@ def test_teacher_flip_pseudo_labels_mirror_with_the_view(full_model, monkeypatch
         of_mirror = full_model.teacher_heatmaps(x.flip(-1))
     assert not torch.allclose(averaged, plain, atol=1e-4)
     assert torch.allclose(of_mirror, averaged.flip(-1)[:, swap], atol=1e-6)
+
+
+def test_sigmoid_rampup_by_hand():
+    from nk_train.models.ssl_estimator import sigmoid_rampup
+
+    assert sigmoid_rampup(7, 0) == 1.0  # off
+    assert sigmoid_rampup(0, 100) == pytest.approx(math.exp(-5.0))
+    assert sigmoid_rampup(50, 100) == pytest.approx(math.exp(-1.25))
+    assert sigmoid_rampup(100, 100) == sigmoid_rampup(250, 100) == 1.0
+
+
+def test_cons_rampup_scales_l_cons_by_the_iteration(full_model, monkeypatch):
+    """cons_rampup_iters=N: at iteration it, loss_cons is the unramped term times
+    exp(-5 (1 - it/N)^2) (full from N on; the weight is logged as cons_weight); with no
+    iteration recorded it is an error, never a silent full weight."""
+    from mmengine.logging import MessageHub
+
+    cfg = full_model.semi_train_cfg
+    for key in ('lambda_dev', 'lambda_geo_depth', 'lambda_geo_normal'):
+        monkeypatch.setitem(cfg, key, 0.0)
+    monkeypatch.setattr(full_model, 'gate', None)  # every sample to Teacher A
+    batch = _batch(full_model, with_maps=False)
+    h, w = _sizes(full_model)[1]
+    torch.manual_seed(2)
+    teacher, student = torch.rand(2, 17, h, w), [torch.rand(2, 17, h, w)]
+    plain = full_model.unsup_losses(batch, teacher, student)
+    assert float(plain['loss_cons']) > 0 and 'cons_weight' not in plain
+    monkeypatch.setitem(cfg, 'cons_rampup_iters', 100)
+    hub = MessageHub.get_instance('cons_rampup_test')
+    for it, ramp in [(0, math.exp(-5.0)), (50, math.exp(-1.25)), (100, 1.0), (250, 1.0)]:
+        hub.update_info('iter', it)
+        out = full_model.unsup_losses(batch, teacher, student)
+        assert torch.allclose(out['loss_cons'], plain['loss_cons'] * ramp)
+        assert float(out['cons_weight']) == pytest.approx(full_model.lambda_cons * ramp)
+    MessageHub.get_instance('cons_rampup_no_iteration')
+    with pytest.raises(RuntimeError, match='cons_rampup_iters'):
+        full_model.unsup_losses(batch, teacher, student)
