@@ -2,7 +2,7 @@
 split, one evaluation on Test100 per final checkpoint, means, spreads and paired intervals.
 
     .venv/bin/python tools/run_experiments.py [--work-dir work_dirs/experiments]
-        [--methods control baseline ddp cmgc ddp_cmgc full] [--seeds 0 1 2]
+        [--methods control baseline ddp cmgc ddp_cmgc full ddp_gate] [--seeds 0 1 2]
         [--size cpu|full] [--stage0-iters N] [--stage1-iters N] [--one-stage0] [--jobs 2]
         [--record docs/nk_sapiens/RESULTS.md]
 
@@ -53,18 +53,22 @@ from nk_train.utils import sha256_file  # noqa: E402
 CFG = ROOT / 'configs/nk_sapiens/infant'
 METHODS = {'control': 'stage1_control', 'baseline': 'stage1_ssl_baseline',
            'ddp': 'stage1_ablation_ddp', 'cmgc': 'stage1_ablation_cmgc',
-           'ddp_cmgc': 'stage1_ablation_ddp_cmgc', 'full': 'stage1_ssl_full'}
+           'ddp_cmgc': 'stage1_ablation_ddp_cmgc', 'full': 'stage1_ssl_full',
+           'ddp_gate': 'stage1_ablation_ddp_gate'}
 NAMES = {'control': 'Control (Stage0 continued, labeled only)',
          'baseline': 'Baseline (L_sup + L_cons)', 'ddp': '+DDP (L_dev)', 'cmgc': '+CMGC',
-         'ddp_cmgc': '+DDP+CMGC', 'full': 'Full (gating + L_dev + CMGC)'}
+         'ddp_cmgc': '+DDP+CMGC', 'full': 'Full (gating + L_dev + CMGC)',
+         'ddp_gate': '+DDP+gate (no CMGC)'}
 STAND_IN = {'cmgc', 'ddp_cmgc', 'full'}  # rows whose CMGC maps come from the stand-in teacher
 METRICS = ('AP', 'AP50', 'AP75', 'AR')
 LOG_NAMES = {'AP': 'AP', 'AP50': 'AP .5', 'AP75': 'AP .75', 'AR': 'AR'}
 # Every row against the control; then each NK component on its own: L_dev (+DDP vs
-# Baseline), CMGC (+CMGC vs Baseline), the gate (Full vs +DDP+CMGC), and Full vs Baseline.
+# Baseline), CMGC (+CMGC vs Baseline), the gate (Full vs +DDP+CMGC; +DDP+gate vs +DDP, without
+# the geometric teacher), and Full vs Baseline.
+DEFAULT_METHODS = [m for m in METHODS if m != 'ddp_gate']  # the issue's table; +DDP+gate on demand
 COMPARISONS = ([(m, 'control') for m in METHODS if m != 'control']
                + [('ddp', 'baseline'), ('cmgc', 'baseline'), ('full', 'ddp_cmgc'),
-                  ('full', 'baseline')])
+                  ('ddp_gate', 'ddp'), ('full', 'baseline')])
 
 
 def config(name: str, size: str) -> Path:
@@ -389,7 +393,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description='The research protocol\'s experiment: methods x '
                                 'seeds, selection on val, one Test100 evaluation per run.')
     p.add_argument('--work-dir', default='work_dirs/experiments')
-    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    p.add_argument('--methods', nargs='+', default=DEFAULT_METHODS, choices=list(METHODS))
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--size', choices=('cpu', 'full'), default='cpu')
     p.add_argument('--stage0-iters', type=int, default=None)

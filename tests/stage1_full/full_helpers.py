@@ -15,6 +15,7 @@ ABLATIONS_CPU = {
     'cmgc': f'{CFG_DIR}/stage1_ablation_cmgc_cpu.py',
     'ddp_cmgc': f'{CFG_DIR}/stage1_ablation_ddp_cmgc_cpu.py',
     'full': f'{CFG_DIR}/stage1_ssl_full_cpu.py',
+    'ddp_gate': f'{CFG_DIR}/stage1_ablation_ddp_gate_cpu.py',
 }
 ABLATIONS_FULL = {k: v.replace('_cpu.py', '.py') for k, v in ABLATIONS_CPU.items()}
 LABELED_INDICES = list(range(0, 160, 16))  # 10 labeled train-part images

@@ -9,6 +9,7 @@ from mmengine.config import Config
 EXPECTED = {  # (L_dev on, CMGC on, gate on)
     'baseline': (False, False, False), 'ddp': (True, False, False),
     'cmgc': (False, True, False), 'ddp_cmgc': (True, True, False), 'full': (True, True, True),
+    'ddp_gate': (True, False, True),
 }
 
 
