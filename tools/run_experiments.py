@@ -64,11 +64,11 @@ METRICS = ('AP', 'AP50', 'AP75', 'AR')
 LOG_NAMES = {'AP': 'AP', 'AP50': 'AP .5', 'AP75': 'AP .75', 'AR': 'AR'}
 # Every row against the control; then each NK component on its own: L_dev (+DDP vs
 # Baseline), CMGC (+CMGC vs Baseline), the gate (Full vs +DDP+CMGC; +DDP+gate vs +DDP, without
-# the geometric teacher), and Full vs Baseline.
+# the geometric teacher), and the NK additions together over Baseline (Full; +DDP+gate).
 DEFAULT_METHODS = [m for m in METHODS if m != 'ddp_gate']  # the table; +DDP+gate on demand
 COMPARISONS = ([(m, 'control') for m in METHODS if m != 'control']
                + [('ddp', 'baseline'), ('cmgc', 'baseline'), ('full', 'ddp_cmgc'),
-                  ('ddp_gate', 'ddp'), ('full', 'baseline')])
+                  ('ddp_gate', 'ddp'), ('full', 'baseline'), ('ddp_gate', 'baseline')])
 
 
 def config(name: str, size: str) -> Path:
