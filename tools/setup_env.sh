@@ -33,14 +33,14 @@ link_data() {
 # setup.py asks for C++14/17 and imports pkg_resources; torch 2.14 headers need C++20 and torch
 # wants setuptools >= 77. So: patch the sdist to C++20, build with an old setuptools, put
 # the pinned setuptools back, and keep the wheel in a cache keyed by mmcv + torch versions
-# (first build ~11 min on 2 cores, then seconds).
+# (first build 11-35 min on 2 cores, then seconds).
 build_mmcv() {
   local torch_version cache wheel src
   torch_version="$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
   cache="${NK_WHEEL_CACHE:-$HOME/.cache/nk_sapiens/wheels}/mmcv-$MMCV_VERSION-torch-$torch_version"
   wheel="$(ls "$cache"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)"
   if [ -z "$wheel" ]; then
-    log "building mmcv==$MMCV_VERSION with ops for torch $torch_version (first time: ~11 min on 2 cores)"
+    log "building mmcv==$MMCV_VERSION with ops for torch $torch_version (first time: 11-35 min on 2 cores)"
     src="$(mktemp -d)"
     "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$src"
     tar -xzf "$src/mmcv-$MMCV_VERSION.tar.gz" -C "$src"
