@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / 'tools'))
 
 from main_job import check_stats, ensure_cache, ensure_prior, step, teacher_counts  # noqa: E402
 
+from nk_train.compat import checkpoint_weights_sha256  # noqa: E402
 from nk_train.utils import sha256_file  # noqa: E402
 
 CFG = ROOT / 'configs/nk_sapiens/infant'
@@ -264,15 +265,54 @@ def figure_rows(table: dict, intervals: dict, stand_in: bool) -> list[dict]:
     return rows
 
 
+def stage0_record(checkpoint: Path) -> dict:
+    """Which Stage0 a round started from: its file's digest and its weights' digest. Only the
+    weights' tell two Stage0s apart: the same weights saved by two runs differ as files."""
+    return dict(checkpoint=repo_relative(checkpoint), sha256=sha256_file(checkpoint)[:12],
+                weights_sha256=checkpoint_weights_sha256(checkpoint)[:12])
+
+
+def other_stage0(record: dict, stage0s: list[dict]) -> str:
+    """'' when a tuning record started from this round's Stage0 (or cannot be compared), else
+    why not: by the weights' digest where both have one, else by the file's (which also
+    differs for the same weights saved twice, and says so)."""
+    if not stage0s or 'stage0_sha256' not in record:
+        return ''
+    weights = record.get('stage0_weights_sha256')
+    if weights and all('weights_sha256' in s for s in stage0s):
+        return ('' if weights in {s['weights_sha256'] for s in stage0s}
+                else ', NOT this round\'s Stage0 (other weights)')
+    return ('' if record['stage0_sha256'] in {s['sha256'] for s in stage0s}
+            else ', NOT this round\'s Stage0 file (weights not compared)')
+
+
+def comparison_name(pair: str, stand_in: bool = False) -> str:
+    """'A − B' for a ``results.json`` interval key 'a - b' (``stand_in``: CMGC rows marked ¹)."""
+    return ' − '.join(NAMES[m] + (' ¹' if stand_in and m in STAND_IN else '')
+                      for m in pair.split(' - '))
+
+
 def verdict(iv: dict) -> str:
     """Where the interval lies relative to no difference."""
     return ('above 0' if iv['low'] > 0 else 'below 0' if iv['high'] < 0 else 'includes 0')
 
 
-def tuning_lines(records: list[Path], stage0_digests: set[str] | None = None) -> list[str]:
+def digests_text(sha256: str, weights_sha256: str | None) -> str:
+    """How a Stage0 is named in the records: its file's digest, and its weights' where known."""
+    return f'sha256 {sha256}…' + (f', weights {weights_sha256}…' if weights_sha256 else '')
+
+
+def stage0_digests(rec: dict) -> str:
+    """' (sha256 F…, weights W…)' of a tuning record's Stage0, as far as it recorded them."""
+    if 'stage0_sha256' not in rec:
+        return ' (its digest not recorded: maybe another Stage0 of that name)'
+    return f' ({digests_text(rec["stage0_sha256"], rec.get("stage0_weights_sha256"))})'
+
+
+def tuning_lines(records: list[Path], stage0s: list[dict] | None = None) -> list[str]:
     """What tools/tune_on_val.py tried on the validation split, from its records; a record
-    from another Stage0 than this round's (``stage0_digests``) says so, as its val AP is
-    then not comparable with this round's rows."""
+    from another Stage0 than this round's (``stage0s``, as ``stage0_record`` writes them)
+    says so, as its val AP is then not comparable with this round's rows."""
     if not records:
         return ['No tuning record (docs/nk_sapiens/tuning_val*.json): the Stage1 settings are '
                 'the configs\' first guesses.', '']
@@ -282,10 +322,7 @@ def tuning_lines(records: list[Path], stage0_digests: set[str] | None = None) ->
         lines += [f'Stage1 settings tried on the validation split only '
                   f'(`tools/tune_on_val.py`, {rec["method"]}, seed {rec["seed"]}, '
                   f'{rec["stage1_iters"] or "config"} iterations, from `{rec["stage0"]}`'
-                  + (f' (sha256 {rec["stage0_sha256"]}…)' if 'stage0_sha256' in rec
-                     else ' (its digest not recorded: maybe another Stage0 of that name)')
-                  + (', NOT this round\'s Stage0' if stage0_digests and 'stage0_sha256' in rec
-                     and rec['stage0_sha256'] not in stage0_digests else '')
+                  + stage0_digests(rec) + other_stage0(rec, stage0s or [])
                   + '; '
                   f'`{path.relative_to(ROOT)}`):', '',
                   '| variant | overrides | val AP | val AR |', '|---|---|---|---|']
@@ -327,7 +364,8 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
         'teacher, labeled crops only (`stage1_control*.py`). Every number is the EMA '
         'teacher\'s (`semi_test_cfg.forward_on=teacher`), the control\'s included. COCO '
         'keypoint metrics with area = bbox w x h; mean ± standard deviation over seeds.'
-        + ''.join(f' Stage0 of seed {s}: `{d["checkpoint"]}` (sha256 {d["sha256"]}…).'
+        + ''.join(f' Stage0 of seed {s}: `{d["checkpoint"]}` '
+                  f'({digests_text(d["sha256"], d.get("weights_sha256"))}).'
                   for s, d in summary.get('stage0', {}).items()), '',
         '| method | val AP | Test100 AP | Test100 AP50 | Test100 AP75 | Test100 AR |',
         '|---|---|---|---|---|---|']
@@ -344,12 +382,11 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
               '|---|---|---|---|']
     cell = lambda d: f'{d["mean"]:+.4f} [{d["low"]:+.4f}, {d["high"]:+.4f}]'  # noqa: E731
     for name, iv in summary['intervals'].items():
-        a, b = name.split(' - ')
-        lines.append(f'| {NAMES[a]} − {NAMES[b]} | {cell(iv["AP"])} | {cell(iv["AR"])} | '
+        lines.append(f'| {comparison_name(name)} | {cell(iv["AP"])} | {cell(iv["AR"])} | '
                      f'{verdict(iv["AP"])} |')
     lines += ['', '![ΔAP against the control](figures/results_ap.png)', '']
     lines += tuning_lines(sorted((ROOT / 'docs/nk_sapiens').glob('tuning_val*.json')),
-                          {d['sha256'] for d in summary.get('stage0', {}).values()})
+                          list(summary.get('stage0', {}).values()))
     lines += ['## What this shows and does not show', '']
     base = summary['intervals'].get('baseline - control')
     if base:
@@ -441,8 +478,7 @@ def main() -> None:
         val_images=len(json.loads((ROOT / 'stats/splits/syrip_labeled.json').read_text())
                        ['parts']['val']['image_ids']),
         runs={f'{m}_seed{s}': r for (m, s), r in runs.items()},
-        stage0={str(s): dict(checkpoint=repo_relative(c), sha256=sha256_file(c)[:12])
-                for s, c in trained.items()})
+        stage0={str(s): stage0_record(c) for s, c in trained.items()})
     summary.update(
         metric='Test100 AP minus the equal-compute control (mean over seeds)',
         interval_label='95 % paired bootstrap interval over Test100 images and seeds',

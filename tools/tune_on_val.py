@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / 'tools'))
 from run_experiments import (METHODS, best_checkpoint, code_version, config,  # noqa: E402
                              run_config, tool, val_metrics)
 
+from nk_train.compat import checkpoint_weights_sha256  # noqa: E402
 from nk_train.utils import sha256_file  # noqa: E402
 
 
@@ -78,8 +79,10 @@ def main() -> None:
               f'({r["best_checkpoint"]})')
     record = dict(method=args.method, seed=args.seed, stage1_iters=args.stage1_iters,
                   stage0=str(stage0.relative_to(ROOT) if stage0.is_relative_to(ROOT) else stage0),
-                  # a retrained Stage0 has the same name: the digest tells rounds apart
+                  # a retrained Stage0 has the same name: the weights' digest tells rounds
+                  # apart (the file's also differs for the same weights saved twice)
                   stage0_sha256=sha256_file(stage0)[:12],
+                  stage0_weights_sha256=checkpoint_weights_sha256(stage0)[:12],
                   # the code (configs included) a variant's overrides apply to
                   code_version=code_version(),
                   split='validation part of stats/splits/syrip_labeled.json', variants=found)

@@ -9,9 +9,12 @@ pickled object) is still refused by torch.
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..utils import tensors_digest
 
 
 def _numpy_globals() -> list:
@@ -61,3 +64,16 @@ def allow_mmengine_checkpoints() -> list:
     if hasattr(torch.serialization, 'add_safe_globals'):
         torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS)
     return MMENGINE_CHECKPOINT_GLOBALS
+
+
+def checkpoint_weights_sha256(path: str | Path) -> str:
+    """SHA-256 of the tensors a checkpoint's ``state_dict`` holds (``tensors_digest``): the
+    model, not the file. mmengine also saves the run's timestamped name, config and message
+    hub in the file, so two checkpoints of bit-identical weights have different file digests;
+    this one tells whether two runs started from the same model."""
+    allow_mmengine_checkpoints()
+    ckpt = torch.load(str(path), map_location='cpu', weights_only=True)
+    state = ckpt.get('state_dict') if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f'{path}: not an mmengine checkpoint (no state_dict of tensors)')
+    return tensors_digest(state.items())

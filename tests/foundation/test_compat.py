@@ -10,7 +10,8 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import nk_train  # noqa: F401  (registers the compat shims)
-from nk_train.compat import SAPIENS_ARCHS, register_sapiens_archs
+from nk_train.compat import SAPIENS_ARCHS, checkpoint_weights_sha256, register_sapiens_archs
+from nk_train.utils import sha256_file
 
 
 def test_sapiens_archs_known_to_vision_transformer():
@@ -42,6 +43,27 @@ def test_mmengine_style_checkpoint_loads_with_weights_only(tmp_path):
     loaded = _load_checkpoint(str(path), map_location='cpu')
     assert loaded['meta']['iter'] == 50
     assert loaded['message_hub']['log_scalars']['train/loss'].current() == 0.5
+
+
+def test_weights_digest_names_the_model_not_the_file(tmp_path):
+    """Two saves of the same weights under different run metadata (mmengine's timestamped
+    experiment name) differ as files and agree as weights; one changed value changes it."""
+    state = {'backbone.w': torch.arange(6.0).reshape(2, 3), 'head.b': torch.zeros(3)}
+    paths = []
+    for n, name in enumerate(['20261204_101010', '20261207_090909']):
+        paths.append(tmp_path / f'ckpt{n}.pth')
+        torch.save(dict(meta=dict(experiment_name=name, iter=np.int64(2500)),
+                        state_dict=dict(state)), paths[-1])
+    assert sha256_file(paths[0]) != sha256_file(paths[1])
+    assert checkpoint_weights_sha256(paths[0]) == checkpoint_weights_sha256(paths[1])
+    changed = dict(state, **{'head.b': torch.tensor([0.0, 0.0, 1e-6])})
+    torch.save(dict(meta=dict(experiment_name='20261204_101010', iter=np.int64(2500)),
+                    state_dict=changed), tmp_path / 'changed.pth')
+    assert checkpoint_weights_sha256(tmp_path / 'changed.pth') != \
+        checkpoint_weights_sha256(paths[0])
+    torch.save(dict(meta={}), tmp_path / 'empty.pth')
+    with pytest.raises(ValueError, match='empty.pth: not an mmengine checkpoint'):
+        checkpoint_weights_sha256(tmp_path / 'empty.pth')
 
 
 class _Payload:

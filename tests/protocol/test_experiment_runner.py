@@ -129,16 +129,24 @@ def test_the_goal_sentence_follows_the_numbers(runner, low, mean, verdict):
 
 
 def test_a_tuning_record_from_another_stage0_is_flagged(runner, tmp_path, monkeypatch):
-    """A round names its Stage0's digest; a val tuning record made from another Stage0 says
-    so, one from this round's does not."""
+    """A round names its Stage0's digests; a val tuning record made from other weights says
+    so, one from the same weights saved in another file does not; a record with only a file
+    digest is compared by file, and says that the weights were not compared."""
     monkeypatch.setattr(runner, 'ROOT', tmp_path)
-    for name, digest in [('tuning_val_a.json', 'a' * 12), ('tuning_val_b.json', 'b' * 12)]:
-        (tmp_path / name).write_text(json.dumps(dict(
-            method='baseline', seed=0, stage1_iters=400, stage0='s0.pth', stage0_sha256=digest,
+    made = {'a_same_weights': dict(stage0_sha256='f' * 12, stage0_weights_sha256='w' * 12),
+            'b_other_weights': dict(stage0_sha256='r' * 12, stage0_weights_sha256='x' * 12),
+            'c_same_file': dict(stage0_sha256='r' * 12),
+            'd_other_file': dict(stage0_sha256='o' * 12)}
+    for name, digests in made.items():
+        (tmp_path / f'tuning_val_{name}.json').write_text(json.dumps(dict(
+            method='baseline', seed=0, stage1_iters=400, stage0='s0.pth', **digests,
             variants={'v': dict(overrides='x=1', val=dict(AP=0.1, AR=0.2))})))
+    round_stage0 = [dict(checkpoint='s0.pth', sha256='r' * 12, weights_sha256='w' * 12)]
     text = '\n'.join(runner.tuning_lines(sorted(tmp_path.glob('tuning_val*.json')),
-                                         {'a' * 12}))
+                                         round_stage0))
     heads = [line for line in text.splitlines() if line.startswith('Stage1 settings')]
-    assert len(heads) == 2
-    assert "NOT this round's Stage0" not in heads[0]
-    assert "NOT this round's Stage0" in heads[1]
+    assert len(heads) == 4
+    assert "NOT this round's Stage0" not in heads[0] and f'weights {"w" * 12}…' in heads[0]
+    assert "NOT this round's Stage0 (other weights)" in heads[1]
+    assert "NOT this round's Stage0" not in heads[2]
+    assert "NOT this round's Stage0 file (weights not compared)" in heads[3]
