@@ -23,7 +23,8 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools'))
 
-from run_experiments import comparison_name, digests_text, verdict  # noqa: E402
+from run_experiments import (comparison_name, digests_text,  # noqa: E402
+                             interval_text, verdict)
 
 DOCS = ROOT / 'docs/nk_sapiens'
 ROUND_DIR = re.compile(r'round(\d+)')
@@ -137,9 +138,8 @@ def markdown(paths: list[Path], argv: list[str]) -> str:
     for pair, seen in pairs.items():
         for r in seen:
             ap = r.data['intervals'][pair]['AP']
-            lines.append(f'| {comparison_name(pair, r.cpu)} | {r.name} | {ap["mean"]:+.4f} '
-                         f'[{ap["low"]:+.4f}, {ap["high"]:+.4f}] | {verdict(ap)} | '
-                         f'{val_gain(pair, r):+.4f} |')
+            lines.append(f'| {comparison_name(pair, r.cpu)} | {r.name} | '
+                         f'{interval_text(ap)} | {verdict(ap)} | {val_gain(pair, r):+.4f} |')
 
     lines += ['', '## Tally', '',
               '| comparison | rounds | interval above 0 | includes 0 | below 0 | '

@@ -292,6 +292,11 @@ def comparison_name(pair: str, stand_in: bool = False) -> str:
                       for m in pair.split(' - '))
 
 
+def interval_text(d: dict) -> str:
+    """'+m [+lo, +hi]' of one paired difference (an interval's ``as_dict()``)."""
+    return f'{d["mean"]:+.4f} [{d["low"]:+.4f}, {d["high"]:+.4f}]'
+
+
 def verdict(iv: dict) -> str:
     """Where the interval lies relative to no difference."""
     return ('above 0' if iv['low'] > 0 else 'below 0' if iv['high'] < 0 else 'includes 0')
@@ -380,10 +385,9 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
               'draw for both rows):', '',
               '| comparison | ΔAP [95 % interval] | ΔAR [95 % interval] | ΔAP interval |',
               '|---|---|---|---|']
-    cell = lambda d: f'{d["mean"]:+.4f} [{d["low"]:+.4f}, {d["high"]:+.4f}]'  # noqa: E731
     for name, iv in summary['intervals'].items():
-        lines.append(f'| {comparison_name(name)} | {cell(iv["AP"])} | {cell(iv["AR"])} | '
-                     f'{verdict(iv["AP"])} |')
+        lines.append(f'| {comparison_name(name)} | {interval_text(iv["AP"])} | '
+                     f'{interval_text(iv["AR"])} | {verdict(iv["AP"])} |')
     lines += ['', '![ΔAP against the control](figures/results_ap.png)', '']
     lines += tuning_lines(sorted((ROOT / 'docs/nk_sapiens').glob('tuning_val*.json')),
                           list(summary.get('stage0', {}).values()))
@@ -393,7 +397,7 @@ def markdown(summary: dict, args, argv: list[str]) -> str:
         met = base['AP']['mean'] >= 0.02 and base['AP']['low'] > 0
         lines.append(f'- Goal "Baseline at least 2 AP above the equal-compute control on '
                      f'Test100, interval above 0": {"met" if met else "NOT met"} (ΔAP '
-                     f'{cell(base["AP"])}).')
+                     f'{interval_text(base["AP"])}).')
     table = summary['table']
     if 'baseline' in table and 'control' in table:
         d = {s: table['baseline'][s]['AP']['mean'] - table['control'][s]['AP']['mean']
